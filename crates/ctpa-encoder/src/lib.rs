@@ -1,0 +1,6 @@
+//! `ctpa-encoder`: part of the cmkd workspace. See the crate README for what it covers.
+//!
+//! ```
+//! use ctpa_encoder as _;
+//! ```
+#![deny(missing_docs)]

@@ -1,0 +1,48 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong reading, checking or transforming medical images.
+///
+/// Variants that concern a file carry its path, so a user with a folder of thousands of slices
+/// learns which one is at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system error while reading or writing `path`.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Voxel data and the declared shape disagree, or a dimension is zero.
+    #[error("invalid shape: {0}")]
+    Shape(String),
+    /// Spacing, origin or direction are not usable (non-finite, non-positive, singular).
+    #[error("invalid geometry: {0}")]
+    Geometry(String),
+    /// A parameter of a transform is out of its domain.
+    #[error("invalid parameter `{name}`: {reason}")]
+    Param {
+        /// The parameter's name.
+        name: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A tensor operation failed (device, dtype or shape problems in Candle).
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), source }
+    }
+}

@@ -1,0 +1,20 @@
+//! `med-io`: read, describe and preprocess CT volumes and chest X-rays for machine learning.
+//!
+//! The central type is [`Volume`]: f32 voxels with their [`Geometry`] (spacing, origin and
+//! direction in patient space), so every transform can keep and check where each voxel lies.
+//!
+//! ```
+//! use med_io::{Geometry, Volume};
+//! let v = Volume::filled([4, 4, 2], Geometry::with_spacing([0.8, 0.8, 2.0]), -1000.0)?;
+//! assert_eq!(v.extent_mm(), [3.2, 3.2, 4.0]);
+//! let t = v.to_tensor(&candle_core::Device::Cpu)?;
+//! assert_eq!(t.dims(), &[2, 4, 4]);
+//! # Ok::<(), med_io::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod volume;
+
+pub use error::{Error, Result};
+pub use volume::{Geometry, Intensity, Volume, VolumeMeta};
