@@ -14,7 +14,9 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod image2d;
 pub mod volume;
 
 pub use error::{Error, Result};
+pub use image2d::Image2d;
 pub use volume::{Geometry, Intensity, Volume, VolumeMeta};
