@@ -44,7 +44,7 @@ pub mod normal;
 pub mod roc;
 //pub mod scores_csv;
 pub mod threshold;
-//pub mod tsne;
+pub mod tsne;
 
 pub use bootstrap::{bootstrap_auc_ci, BootstrapCi, BootstrapConfig};
 pub use calibration::{brier_score, calibration, Calibration, ReliabilityBin};
