@@ -31,7 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
-//mod atomic;
+mod atomic;
 pub mod bootstrap;
 pub mod calibration;
 pub mod crossval;
@@ -39,8 +39,8 @@ pub mod delong;
 mod error;
 pub mod folds;
 pub mod normal;
-//pub mod plot;
-//pub mod report;
+pub mod plot;
+pub mod report;
 pub mod roc;
 //pub mod scores_csv;
 pub mod threshold;
