@@ -42,7 +42,7 @@ pub mod normal;
 pub mod plot;
 pub mod report;
 pub mod roc;
-//pub mod scores_csv;
+pub mod scores_csv;
 pub mod threshold;
 pub mod tsne;
 
