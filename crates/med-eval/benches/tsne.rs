@@ -6,7 +6,7 @@
 //! Peer: `benches/peers/eval_tsne.py` (scikit-learn TSNE, same data shape and settings).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use med_eval::tsne::{tsne, TsneConfig};
+use med_eval::tsne::{trustworthiness, tsne, TsneConfig};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -44,6 +44,10 @@ fn bench(c: &mut Criterion) {
         progress: false,
         ..TsneConfig::default()
     };
+    // Quality once, outside the timing, to compare with the peer's trustworthiness.
+    let e = tsne(&x, 512, &cfg).unwrap();
+    let t = trustworthiness(&x, 512, &e.points, 10).unwrap();
+    eprintln!("trustworthiness k=10: {t:.4} (KL {:.4})", e.kl_divergence);
     let mut g = c.benchmark_group("tsne");
     g.sample_size(10);
     g.bench_function("barnes_hut n=2000 d=512 1000 iters", |b| {

@@ -121,7 +121,8 @@ pub fn bootstrap_auc_ci(
     reps.sort_by(f64::total_cmp);
     let alpha = (1.0 - config.level) / 2.0;
     let mean = reps.iter().sum::<f64>() / reps.len() as f64;
-    let se = (reps.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (reps.len() - 1) as f64).sqrt();
+    let se =
+        (reps.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (reps.len() - 1) as f64).sqrt();
     Ok(BootstrapCi {
         estimate,
         ci: ConfidenceInterval {
@@ -158,7 +159,10 @@ mod tests {
             level: 0.95,
         };
         let a = bootstrap_auc_ci(&labels, &scores, &cfg).unwrap();
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let b = pool.install(|| bootstrap_auc_ci(&labels, &scores, &cfg).unwrap());
         assert_eq!(a, b);
         assert!(a.ci.contains(a.estimate));

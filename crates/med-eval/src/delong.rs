@@ -395,6 +395,12 @@ mod tests {
     #[test]
     fn too_few_for_variance() {
         let r = delong(&[true, false, false], &[0.9, 0.1, 0.2]);
-        assert!(matches!(r, Err(EvalError::TooFewSamples { class: "positive", .. })));
+        assert!(matches!(
+            r,
+            Err(EvalError::TooFewSamples {
+                class: "positive",
+                ..
+            })
+        ));
     }
 }

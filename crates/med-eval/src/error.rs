@@ -42,7 +42,9 @@ pub enum EvalError {
         negatives: usize,
     },
     /// Stratified k-fold cannot give every fold a sample of every class.
-    #[error("n_splits = {n_splits} is larger than the smallest class ({class} has {count} samples)")]
+    #[error(
+        "n_splits = {n_splits} is larger than the smallest class ({class} has {count} samples)"
+    )]
     TooManyFolds {
         /// Requested number of folds.
         n_splits: usize,

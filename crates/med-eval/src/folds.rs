@@ -100,19 +100,22 @@ impl StratifiedKFold {
             });
         }
         // Round-robin deal of the sorted labels: position p of the sorted order goes to fold p % k.
-        let mut allocation = vec![vec![0usize; n_classes]; k];
+        // allocation[class][fold] counts that class's samples dealt to the fold.
+        let mut allocation = vec![vec![0usize; k]; n_classes];
         let mut p = 0usize;
-        for (class, &c) in counts.iter().enumerate() {
+        for (alloc, &c) in allocation.iter_mut().zip(&counts) {
             for _ in 0..c {
-                allocation[p % k][class] += 1;
+                alloc[p % k] += 1;
                 p += 1;
             }
         }
         let mut rng = StdRng::seed_from_u64(self.seed);
         let mut test_fold = vec![0usize; y.len()];
-        for class in 0..n_classes {
-            let mut folds_for_class: Vec<usize> = (0..k)
-                .flat_map(|f| std::iter::repeat_n(f, allocation[f][class]))
+        for (class, alloc) in allocation.iter().enumerate() {
+            let mut folds_for_class: Vec<usize> = alloc
+                .iter()
+                .enumerate()
+                .flat_map(|(f, &count)| std::iter::repeat_n(f, count))
                 .collect();
             if self.shuffle {
                 folds_for_class.shuffle(&mut rng);

@@ -6,7 +6,7 @@
 //! - [`bootstrap`]: seeded, parallel, stratified bootstrap CIs;
 //! - [`threshold`]: accuracy, sensitivity, specificity, PPV, NPV, F1, and the Youden threshold
 //!   chosen on training folds and applied to the test fold;
-//! - [`calibration`]: Brier score, ECE and reliability-diagram data;
+//! - [`calibration`](mod@calibration): Brier score, ECE and reliability-diagram data;
 //! - [`folds`]: stratified k-fold splits (scikit-learn's `StratifiedKFold` semantics) and
 //!   [`crossval`]: per-fold aggregation and pooled out-of-fold statistics;
 //! - [`tsne`]: exact and Barnes–Hut t-SNE, with trustworthiness and kNN preservation scores;

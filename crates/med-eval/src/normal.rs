@@ -79,7 +79,11 @@ pub fn quantile(p: f64) -> f64 {
             / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
     };
     // Halley refinement; work on the smaller tail to keep precision.
-    let e = if x < 0.0 { cdf(x) - p } else { (1.0 - p) - sf(x) };
+    let e = if x < 0.0 {
+        cdf(x) - p
+    } else {
+        (1.0 - p) - sf(x)
+    };
     let u = e * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
     x - u / (1.0 + x * u / 2.0)
 }
@@ -111,7 +115,10 @@ mod tests {
         for &p in &[1e-300, 1e-20, 0.001, 0.2, 0.7, 0.999, 1.0 - 1e-12] {
             let x = quantile(p);
             let back = if x < 0.0 { cdf(x) } else { 1.0 - sf(x) };
-            assert!((back - p).abs() <= 1e-13 * p.max(1e-3), "p={p} x={x} back={back}");
+            assert!(
+                (back - p).abs() <= 1e-13 * p.max(1e-3),
+                "p={p} x={x} back={back}"
+            );
         }
         assert!(quantile(1.5).is_nan());
         assert_eq!(quantile(0.0), f64::NEG_INFINITY);

@@ -322,7 +322,9 @@ impl Figure for ReliabilityFigure<'_> {
         chart
             .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
             .label("model")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
         chart
             .configure_series_labels()
@@ -407,7 +409,13 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            plot_scatter(dir.path().join("t.svg"), "t", &pts, &[0, 1, 5, 1], &["a", "b"]),
+            plot_scatter(
+                dir.path().join("t.svg"),
+                "t",
+                &pts,
+                &[0, 1, 5, 1],
+                &["a", "b"]
+            ),
             Err(EvalError::InvalidParameter { .. })
         ));
         let cal = calibration(&[true, false, true, false], &[0.9, 0.2, 0.6, 0.4], 5).unwrap();

@@ -36,7 +36,11 @@ impl ModelRow {
     /// A row from a cross-validation summary: pooled out-of-fold AUC with its DeLong CI, and the
     /// mean over folds of accuracy, specificity and sensitivity (each fold at the Youden threshold
     /// chosen on its training fold).
-    pub fn from_cv(model: impl Into<String>, cv: &CvSummary, trainable_params: Option<u64>) -> Self {
+    pub fn from_cv(
+        model: impl Into<String>,
+        cv: &CvSummary,
+        trainable_params: Option<u64>,
+    ) -> Self {
         ModelRow {
             model: model.into(),
             auc: cv.pooled.auc,
@@ -157,7 +161,13 @@ impl ResultsTable {
             "trainable_params",
         ])
         .map_err(ser)?;
-        let num = |x: f64| if x.is_finite() { x.to_string() } else { String::new() };
+        let num = |x: f64| {
+            if x.is_finite() {
+                x.to_string()
+            } else {
+                String::new()
+            }
+        };
         for s in &self.sections {
             for r in &s.rows {
                 w.write_record([
@@ -169,7 +179,9 @@ impl ResultsTable {
                     num(r.accuracy),
                     num(r.specificity),
                     num(r.sensitivity),
-                    r.trainable_params.map(|p| p.to_string()).unwrap_or_default(),
+                    r.trainable_params
+                        .map(|p| p.to_string())
+                        .unwrap_or_default(),
                 ])
                 .map_err(ser)?;
             }
@@ -237,7 +249,16 @@ mod tests {
                 },
                 Section {
                     title: Some("Cross Modality Knowledge Distillation Methods".into()),
-                    rows: vec![row("Our", 0.824, 0.72, 0.93, f64::NAN, 0.7302, 0.7391, 49_000_000)],
+                    rows: vec![row(
+                        "Our",
+                        0.824,
+                        0.72,
+                        0.93,
+                        f64::NAN,
+                        0.7302,
+                        0.7391,
+                        49_000_000,
+                    )],
                 },
             ],
         }
@@ -265,7 +286,10 @@ mod tests {
         assert_eq!(&rows[1][5], "");
         let json = t.to_json().unwrap();
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(back["sections"][0]["rows"][0]["trainable_params"], 459_000_000);
+        assert_eq!(
+            back["sections"][0]["rows"][0]["trainable_params"],
+            459_000_000
+        );
         assert!(back["sections"][1]["rows"][0]["accuracy"].is_null());
         let dir = tempfile::tempdir().unwrap();
         t.write_json(dir.path().join("t.json")).unwrap();

@@ -91,9 +91,8 @@ pub fn roc_curve(labels: &[bool], scores: &[f64], drop_intermediate: bool) -> Re
     let (mut fps, mut tps, mut thresholds) = binary_clf_curve(labels, scores);
     if drop_intermediate && fps.len() > 2 {
         let n = fps.len();
-        let second_diff = |v: &[usize], i: usize| {
-            v[i + 1] as i64 - 2 * v[i] as i64 + v[i - 1] as i64 != 0
-        };
+        let second_diff =
+            |v: &[usize], i: usize| v[i + 1] as i64 - 2 * v[i] as i64 + v[i - 1] as i64 != 0;
         let keep: Vec<usize> = (0..n)
             .filter(|&i| i == 0 || i == n - 1 || second_diff(&fps, i) || second_diff(&tps, i))
             .collect();
@@ -168,7 +167,10 @@ mod tests {
     fn bad_input_is_typed() {
         assert!(matches!(
             roc_auc(&[true, true], &[0.1, 0.2]),
-            Err(EvalError::SingleClass { positives: 2, negatives: 0 })
+            Err(EvalError::SingleClass {
+                positives: 2,
+                negatives: 0
+            })
         ));
         assert!(matches!(
             roc_auc(&[true, false], &[0.1, f64::NAN]),

@@ -209,7 +209,10 @@ fn joint_p_knn(x: &[Vec<f64>], perplexity: f64) -> SparseP {
             }
             d.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let dists: Vec<f64> = d.iter().map(|t| t.0).collect();
-            (d.iter().map(|t| t.1).collect(), conditional_row(&dists, perplexity))
+            (
+                d.iter().map(|t| t.1).collect(),
+                conditional_row(&dists, perplexity),
+            )
         })
         .collect();
     let mut triplets: Vec<(usize, usize, f64)> = Vec::with_capacity(2 * n * k);
@@ -219,7 +222,7 @@ fn joint_p_knn(x: &[Vec<f64>], perplexity: f64) -> SparseP {
             triplets.push((j, i, v));
         }
     }
-    triplets.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    triplets.sort_by_key(|t| (t.0, t.1));
     let mut offsets = vec![0usize; n + 1];
     let mut cols = Vec::with_capacity(triplets.len());
     let mut vals: Vec<f64> = Vec::with_capacity(triplets.len());
@@ -447,10 +450,8 @@ fn kl_and_gradient(
         }
         Affinities::Sparse(sp) => {
             let tree = QuadTree::build(y);
-            let reps: Vec<([f64; 2], f64)> = y
-                .par_iter()
-                .map(|&yi| tree.repulsion(yi, theta))
-                .collect();
+            let reps: Vec<([f64; 2], f64)> =
+                y.par_iter().map(|&yi| tree.repulsion(yi, theta)).collect();
             let z: f64 = reps.iter().map(|r| r.1).sum();
             let parts: Vec<([f64; 2], f64)> = (0..n)
                 .into_par_iter()
@@ -469,10 +470,7 @@ fn kl_and_gradient(
                     }
                     let rep = reps[i].0;
                     (
-                        [
-                            4.0 * (attr[0] - rep[0] / z),
-                            4.0 * (attr[1] - rep[1] / z),
-                        ],
+                        [4.0 * (attr[0] - rep[0] / z), 4.0 * (attr[1] - rep[1] / z)],
                         kl,
                     )
                 })
@@ -600,7 +598,10 @@ pub fn tsne(data: &[f32], dim: usize, config: &TsneConfig) -> Result<TsneEmbeddi
     if !(config.perplexity > 0.0 && config.perplexity < n as f64) {
         return Err(EvalError::InvalidParameter {
             name: "perplexity",
-            reason: format!("must lie in (0, {n}) for {n} samples, got {}", config.perplexity),
+            reason: format!(
+                "must lie in (0, {n}) for {n} samples, got {}",
+                config.perplexity
+            ),
         });
     }
     if !(config.theta >= 0.0 && config.early_exaggeration > 0.0) {
@@ -717,7 +718,15 @@ fn neighbour_order(rows: &[Vec<f64>], i: usize) -> Vec<usize> {
     idx
 }
 
-fn check_embedding_pair(data: &[f32], dim: usize, embedding: &[[f64; 2]], k: usize) -> Result<(Vec<Vec<f64>>, Vec<Vec<f64>>)> {
+/// Points as rows of coordinates.
+type Rows = Vec<Vec<f64>>;
+
+fn check_embedding_pair(
+    data: &[f32],
+    dim: usize,
+    embedding: &[[f64; 2]],
+    k: usize,
+) -> Result<(Rows, Rows)> {
     let x = rows_from(data, dim)?;
     crate::error::check_same_len("data rows", x.len(), "embedding", embedding.len())?;
     let flat: Vec<f64> = embedding.iter().flat_map(|p| p.iter().copied()).collect();
@@ -817,7 +826,11 @@ mod tests {
     fn perplexity_search_hits_target_entropy() {
         let d: Vec<f64> = (1..50).map(|i| (i as f64).powi(2) * 0.3).collect();
         let p = conditional_row(&d, 8.0);
-        let h: f64 = -p.iter().filter(|&&v| v > 0.0).map(|v| v * v.ln()).sum::<f64>();
+        let h: f64 = -p
+            .iter()
+            .filter(|&&v| v > 0.0)
+            .map(|v| v * v.ln())
+            .sum::<f64>();
         assert!((h - 8f64.ln()).abs() < 1e-4);
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
@@ -833,7 +846,11 @@ mod tests {
         assert!(e.kl_divergence.is_finite() && e.kl_divergence >= 0.0);
         // Deterministic for a seed.
         let again = tsne(&data, 10, &small_config(TsneMethod::Exact)).unwrap();
-        assert_eq!(e.points, again.points, "kl {} vs {}", e.kl_divergence, again.kl_divergence);
+        assert_eq!(
+            e.points, again.points,
+            "kl {} vs {}",
+            e.kl_divergence, again.kl_divergence
+        );
     }
 
     #[test]
@@ -857,14 +874,21 @@ mod tests {
         let n = x.len();
         let mut rng = StdRng::seed_from_u64(9);
         let y: Vec<[f64; 2]> = (0..n)
-            .map(|_| [StandardNormal.sample(&mut rng), StandardNormal.sample(&mut rng)])
+            .map(|_| {
+                [
+                    StandardNormal.sample(&mut rng),
+                    StandardNormal.sample(&mut rng),
+                ]
+            })
             .collect();
         // With k = n − 1 neighbours, the kNN affinities are the exact ones.
         let dense = joint_p_exact(&x, 5.0);
         let sparse = joint_p_knn(&x, 8.0);
         let sparse_exact = SparseP {
             offsets: (0..=n).map(|i| i * (n - 1)).collect(),
-            cols: (0..n).flat_map(|i| (0..n).filter(move |&j| j != i)).collect(),
+            cols: (0..n)
+                .flat_map(|i| (0..n).filter(move |&j| j != i))
+                .collect(),
             vals: (0..n)
                 .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
                 .map(|(i, j)| dense[i * n + j])
@@ -888,7 +912,12 @@ mod tests {
         let p = Affinities::Dense(joint_p_exact(&x, 3.0));
         let mut rng = StdRng::seed_from_u64(1);
         let y: Vec<[f64; 2]> = (0..n)
-            .map(|_| [StandardNormal.sample(&mut rng), StandardNormal.sample(&mut rng)])
+            .map(|_| {
+                [
+                    StandardNormal.sample(&mut rng),
+                    StandardNormal.sample(&mut rng),
+                ]
+            })
             .collect();
         let mut g = vec![[0.0; 2]; n];
         kl_and_gradient(&p, &y, 1.0, 0.0, &mut g);
@@ -902,14 +931,20 @@ mod tests {
                 let fd = (kl_and_gradient(&p, &yp, 1.0, 0.0, &mut scratch)
                     - kl_and_gradient(&p, &ym, 1.0, 0.0, &mut scratch))
                     / (2.0 * h);
-                assert!((fd - g[i][d]).abs() < 1e-6, "i={i} d={d} fd={fd} g={}", g[i][d]);
+                assert!(
+                    (fd - g[i][d]).abs() < 1e-6,
+                    "i={i} d={d} fd={fd} g={}",
+                    g[i][d]
+                );
             }
         }
     }
 
     #[test]
     fn trustworthiness_of_identity_is_one() {
-        let data: Vec<f32> = (0..20).flat_map(|i| [i as f32, (i * i % 7) as f32]).collect();
+        let data: Vec<f32> = (0..20)
+            .flat_map(|i| [i as f32, (i * i % 7) as f32])
+            .collect();
         let e: Vec<[f64; 2]> = data.chunks(2).map(|r| [r[0] as f64, r[1] as f64]).collect();
         assert!((trustworthiness(&data, 2, &e, 3).unwrap() - 1.0).abs() < 1e-12);
         assert_eq!(knn_preservation(&data, 2, &e, 3).unwrap(), 1.0);
@@ -927,7 +962,10 @@ mod tests {
         ));
         assert!(matches!(
             tsne(&[0.0; 6], 2, &cfg),
-            Err(EvalError::InvalidParameter { name: "perplexity", .. })
+            Err(EvalError::InvalidParameter {
+                name: "perplexity",
+                ..
+            })
         ));
         assert!(matches!(
             tsne(&[0.0; 7], 2, &cfg),

@@ -46,7 +46,12 @@ fn roc_auc_and_delong_match_reference() {
         for (key, s) in [("a", &a), ("b", &b)] {
             let r = &case[key];
             let tag = format!("{name}/{key}");
-            close(roc_auc(&y, s).unwrap(), r["sklearn_auc"].as_f64().unwrap(), 1e-12, &tag);
+            close(
+                roc_auc(&y, s).unwrap(),
+                r["sklearn_auc"].as_f64().unwrap(),
+                1e-12,
+                &tag,
+            );
             let d = delong(&y, s).unwrap();
             close(d.auc, r["auc"].as_f64().unwrap(), 1e-12, &tag);
             close(d.variance, r["variance"].as_f64().unwrap(), 1e-12, &tag);
@@ -190,7 +195,12 @@ fn calibration_matches_sklearn() {
         close(b.fraction_positive, *t, 1e-12, "prob_true");
         close(b.mean_predicted, *q, 1e-12, "prob_pred");
     }
-    close(brier_score(&y, &p).unwrap(), c["brier"].as_f64().unwrap(), 1e-12, "brier");
+    close(
+        brier_score(&y, &p).unwrap(),
+        c["brier"].as_f64().unwrap(),
+        1e-12,
+        "brier",
+    );
 }
 
 #[test]
@@ -214,5 +224,10 @@ fn trustworthiness_matches_sklearn() {
         t["k"].as_u64().unwrap() as usize,
     )
     .unwrap();
-    close(got, t["trustworthiness"].as_f64().unwrap(), 1e-12, "trustworthiness");
+    close(
+        got,
+        t["trustworthiness"].as_f64().unwrap(),
+        1e-12,
+        "trustworthiness",
+    );
 }
