@@ -122,6 +122,15 @@ def roc_case(name, y, a, b):
             "youden_tp": int(np.sum(pred & (y == 1))),
             "youden_fp": int(np.sum(pred & (y == 0))),
         }
+    # Stratified percentile bootstrap of a (pROC's default), numpy RNG: compare only statistically.
+    brng = np.random.default_rng(12345)
+    pos, neg = a[y == 1], a[y == 0]
+    reps = np.empty(2000)
+    yy = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    for r in range(2000):
+        reps[r] = roc_auc_score(yy, np.r_[brng.choice(pos, len(pos)), brng.choice(neg, len(neg))])
+    per["a"]["bootstrap_ci"] = np.quantile(reps, [0.025, 0.975]).tolist()
+    per["a"]["bootstrap_se"] = float(np.std(reps, ddof=1))
     curves = {}
     for drop in (False, True):
         fpr, tpr, thr = roc_curve(y, a, drop_intermediate=drop)
