@@ -381,6 +381,9 @@ mod tests {
         let ci = d.ci(0.95, CiMethod::Plain).unwrap();
         assert!((ci.low - 0.96228).abs() < 1e-5);
         assert_eq!(ci.high, 1.0);
+        // kd-eval-reference.md: logit CI [0.85758, 0.99939].
+        let lg = d.ci(0.95, CiMethod::Logit).unwrap();
+        assert!((lg.low - 0.85758).abs() < 1e-5 && (lg.high - 0.99939).abs() < 1e-5);
     }
 
     #[test]
