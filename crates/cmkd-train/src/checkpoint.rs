@@ -1,0 +1,230 @@
+//! Atomic checkpoint files: safetensors for weights and state, JSON for configuration.
+//!
+//! Every write goes to a temporary file in the destination's folder and is renamed over the target
+//! only once complete, so an interrupted run never leaves a truncated checkpoint where a good one was.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{params, Error, Result};
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename). Creates the parent folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Saves named tensors as a safetensors file, atomically.
+pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = temp_path(path);
+    // Candle serialises from device memory; the temporary file keeps the write atomic.
+    if let Err(e) = candle_core::safetensors::save(tensors, &tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        });
+    }
+    let synced = std::fs::File::open(&tmp).and_then(|f| f.sync_all());
+    if let Err(e) = synced.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
+}
+
+/// Loads every tensor of a safetensors file onto `device`.
+pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    if !path.exists() {
+        return Err(Error::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    candle_core::safetensors::load(path, device).map_err(|e| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("not a readable safetensors file: {e}"),
+    })
+}
+
+/// Saves all variables of `map` (sorted by name) atomically.
+pub fn save_varmap(path: &Path, map: &VarMap) -> Result<()> {
+    let tensors = params::sorted_vars(map)
+        .into_iter()
+        .map(|(n, v)| (n, v.as_tensor().clone()))
+        .collect();
+    save_tensors(path, &tensors)
+}
+
+/// What [`load_varmap`] found besides the tensors it loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Variables of the model that the file does not have (left as they were).
+    pub missing: Vec<String>,
+    /// Tensors of the file that the model does not have (ignored).
+    pub unexpected: Vec<String>,
+}
+
+/// Loads tensors from `path` into the existing variables of `map`.
+///
+/// With `strict`, any variable missing from the file is an error naming it; a shape mismatch is
+/// always an error naming the tensor. Nothing is written into `map` unless every check passes.
+pub fn load_varmap(path: &Path, map: &VarMap, strict: bool) -> Result<LoadReport> {
+    let vars = params::sorted_vars(map);
+    let device = vars
+        .first()
+        .map(|(_, v)| v.device().clone())
+        .unwrap_or(Device::Cpu);
+    let tensors = load_tensors(path, &device)?;
+    let mut report = LoadReport::default();
+    let mut plan = Vec::new();
+    for (name, var) in &vars {
+        match tensors.get(name) {
+            None if strict => {
+                return Err(Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!("missing tensor `{name}`"),
+                })
+            }
+            None => report.missing.push(name.clone()),
+            Some(t) if t.shape() != var.shape() => {
+                return Err(Error::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "tensor `{name}` has shape {:?}, the model expects {:?}",
+                        t.shape(),
+                        var.shape()
+                    ),
+                })
+            }
+            Some(t) => plan.push((var.clone(), t.to_dtype(var.dtype())?)),
+        }
+    }
+    for (var, t) in plan {
+        var.set(&t)?;
+    }
+    let known: std::collections::HashSet<&String> = vars.iter().map(|(n, _)| n).collect();
+    report.unexpected = tensors
+        .keys()
+        .filter(|k| !known.contains(k))
+        .cloned()
+        .collect();
+    report.unexpected.sort();
+    Ok(report)
+}
+
+/// Writes `value` as pretty JSON, atomically.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads JSON written by [`save_json`].
+pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    #[test]
+    fn varmap_round_trip_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/model.safetensors");
+        let a = VarMap::new();
+        let vb = crate::seeded_var_builder(&a, 1, DType::F32, &Device::Cpu);
+        candle_nn::linear(3, 2, vb.pp("l")).unwrap();
+        save_varmap(&path, &a).unwrap();
+
+        let b = VarMap::new();
+        let vb = crate::seeded_var_builder(&b, 2, DType::F32, &Device::Cpu);
+        candle_nn::linear(3, 2, vb.pp("l")).unwrap();
+        candle_nn::linear(2, 2, vb.pp("extra")).unwrap();
+        assert!(load_varmap(&path, &b, true)
+            .unwrap_err()
+            .to_string()
+            .contains("extra."));
+        let r = load_varmap(&path, &b, false).unwrap();
+        assert_eq!(r.missing, ["extra.bias", "extra.weight"]);
+        let wa = a.data().lock().unwrap()["l.weight"]
+            .as_tensor()
+            .to_vec2::<f32>()
+            .unwrap();
+        let wb = b.data().lock().unwrap()["l.weight"]
+            .as_tensor()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert_eq!(wa, wb);
+
+        let c = VarMap::new();
+        let vb = crate::seeded_var_builder(&c, 2, DType::F32, &Device::Cpu);
+        candle_nn::linear(4, 2, vb.pp("l")).unwrap();
+        let err = load_varmap(&path, &c, false).unwrap_err().to_string();
+        assert!(err.contains("l.weight") && err.contains("shape"), "{err}");
+
+        // A corrupted file gives a typed error naming it.
+        std::fs::write(&path, b"not safetensors").unwrap();
+        let err = load_varmap(&path, &a, true).unwrap_err().to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
+        assert!(load_tensors(&dir.path().join("none.safetensors"), &Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn json_round_trip_and_no_temp_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cfg.json");
+        save_json(&p, &vec![1, 2, 3]).unwrap();
+        save_json(&p, &vec![4]).unwrap();
+        assert_eq!(load_json::<Vec<i32>>(&p).unwrap(), [4]);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::write(&p, b"{").unwrap();
+        assert!(matches!(load_json::<Vec<i32>>(&p), Err(Error::Json { .. })));
+    }
+}

@@ -1,0 +1,108 @@
+//! Gradient-norm clipping.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Var};
+
+use crate::{Error, Result};
+
+/// Scales the gradients of `vars` in `grads` so that their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_`, with its `1e-6` guard). Returns the norm before clipping.
+/// Fails with [`Error::NonFinite`] (naming `step`) when the norm is NaN or infinite, since an update
+/// from such gradients would destroy the weights.
+pub fn clip_grad_norm(
+    grads: &mut GradStore,
+    vars: &[(String, Var)],
+    max_norm: f64,
+    step: usize,
+) -> Result<f64> {
+    if max_norm.is_nan() || max_norm <= 0.0 {
+        return Err(Error::Config {
+            name: "max_norm",
+            reason: format!("must be positive, got {max_norm}"),
+        });
+    }
+    let total = grad_norm(grads, vars)?;
+    if !total.is_finite() {
+        let culprit = vars
+            .iter()
+            .find(|(_, v)| {
+                grads.get(v.as_tensor()).is_some_and(|g| {
+                    g.to_dtype(DType::F64)
+                        .and_then(|g| g.sqr()?.sum_all()?.to_scalar::<f64>())
+                        .map(|s| !s.is_finite())
+                        .unwrap_or(true)
+                })
+            })
+            .map(|(n, _)| n.clone())
+            .unwrap_or_default();
+        return Err(Error::NonFinite {
+            what: format!("gradient of {culprit}"),
+            step,
+        });
+    }
+    let coef = max_norm / (total + 1e-6);
+    if coef < 1.0 {
+        for (_, v) in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let scaled = g.affine(coef, 0.0)?;
+                grads.insert(v.as_tensor(), scaled);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Global L2 norm of the gradients of `vars` (variables without a gradient count as zero).
+pub fn grad_norm(grads: &GradStore, vars: &[(String, Var)]) -> Result<f64> {
+    let mut sq = 0.0f64;
+    for (_, v) in vars {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            sq += g
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
+        }
+    }
+    Ok(sq.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn clips_to_max_norm_and_reports_original() {
+        let a = Var::from_tensor(&Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::new(&[3.0f32], &Device::Cpu).unwrap()).unwrap();
+        // loss = 3 a0 + 4 b0 -> grads (3, 0) and (4): norm 5.
+        let loss = ((a.as_tensor().get(0).unwrap() * 3.0).unwrap()
+            + (b.as_tensor().get(0).unwrap() * 4.0).unwrap())
+        .unwrap();
+        let mut g = loss.backward().unwrap();
+        let vars = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+        let n = clip_grad_norm(&mut g, &vars, 0.5, 0).unwrap();
+        assert!((n - 5.0).abs() < 1e-6);
+        assert!((grad_norm(&g, &vars).unwrap() - 0.5).abs() < 1e-5);
+        // Below the limit nothing changes.
+        let n2 = clip_grad_norm(&mut g, &vars, 10.0, 0).unwrap();
+        assert!((n2 - 0.5).abs() < 1e-5);
+        assert!((grad_norm(&g, &vars).unwrap() - 0.5).abs() < 1e-5);
+    }
+
+    #[test]
+    fn non_finite_gradient_is_an_error_naming_the_variable() {
+        let a = Var::from_tensor(&Tensor::new(&[0.0f32], &Device::Cpu).unwrap()).unwrap();
+        let loss = a.as_tensor().sqrt().unwrap().sum_all().unwrap(); // d/da sqrt(a) at 0 = inf
+        let mut g = loss.backward().unwrap();
+        let vars = vec![("layer.w".to_string(), a)];
+        match clip_grad_norm(&mut g, &vars, 1.0, 9) {
+            Err(Error::NonFinite { what, step }) => {
+                assert!(what.contains("layer.w"));
+                assert_eq!(step, 9);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
