@@ -115,7 +115,7 @@ fn run(args: &Args) -> Result<(), med_eval::EvalError> {
         );
         for a in 0..table.models.len() {
             for b in a + 1..table.models.len() {
-                let t = test_from_covariance(&cov, a, b);
+                let t = test_from_covariance(&cov, a, b)?;
                 println!(
                     "{:<24} {:<24} {:>9.4} {:>9.4} {:>11.4e}",
                     table.models[a].0,

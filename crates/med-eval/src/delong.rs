@@ -283,14 +283,19 @@ pub struct DelongTest {
 /// Paired DeLong test: are the AUCs of two models scored on the same samples different?
 pub fn delong_test(labels: &[bool], scores_a: &[f64], scores_b: &[f64]) -> Result<DelongTest> {
     let cov = delong_covariance(labels, &[scores_a, scores_b])?;
-    Ok(test_from_covariance(&cov, 0, 1))
+    test_from_covariance(&cov, 0, 1)
 }
 
 /// The paired test between models `a` and `b` of a covariance computed by [`delong_covariance`].
-///
-/// # Panics
-/// If `a` or `b` is not a model index of `cov`.
-pub fn test_from_covariance(cov: &DelongCovariance, a: usize, b: usize) -> DelongTest {
+/// Errors if `a` or `b` is not a model index of `cov`.
+pub fn test_from_covariance(cov: &DelongCovariance, a: usize, b: usize) -> Result<DelongTest> {
+    let k = cov.aucs.len();
+    if a >= k || b >= k || cov.covariance.len() != k {
+        return Err(EvalError::InvalidParameter {
+            name: "model index",
+            reason: format!("models {a} and {b} requested from a covariance of {k} models"),
+        });
+    }
     let s = &cov.covariance;
     let diff = cov.aucs[a] - cov.aucs[b];
     // Rounding can leave a tiny negative variance when the two models are (nearly) identical.
@@ -305,7 +310,7 @@ pub fn test_from_covariance(cov: &DelongCovariance, a: usize, b: usize) -> Delon
         diff / var.sqrt()
     };
     let zq = normal::quantile(0.975);
-    DelongTest {
+    Ok(DelongTest {
         auc_a: cov.aucs[a],
         auc_b: cov.aucs[b],
         variance_diff: var,
@@ -316,7 +321,7 @@ pub fn test_from_covariance(cov: &DelongCovariance, a: usize, b: usize) -> Delon
             high: diff + zq * var.sqrt(),
             level: 0.95,
         },
-    }
+    })
 }
 
 #[cfg(test)]

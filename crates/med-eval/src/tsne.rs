@@ -106,6 +106,9 @@ pub struct TsneEmbedding {
 
 const MACHINE_EPSILON: f64 = f64::EPSILON;
 
+/// Largest N accepted by the exact method (its dense P takes 8·N² bytes: 800 MB at the limit).
+pub const EXACT_LIMIT: usize = 10_000;
+
 fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
@@ -615,6 +618,15 @@ pub fn tsne(data: &[f32], dim: usize, config: &TsneConfig) -> Result<TsneEmbeddi
         TsneMethod::BarnesHut => true,
         TsneMethod::Auto => n > config.exact_max_points,
     };
+    if !barnes_hut && n > EXACT_LIMIT {
+        return Err(EvalError::InvalidParameter {
+            name: "method",
+            reason: format!(
+                "exact t-SNE keeps an N×N matrix; {n} samples exceed its limit of {EXACT_LIMIT}, \
+                 use Barnes–Hut"
+            ),
+        });
+    }
     let p = if barnes_hut {
         Affinities::Sparse(joint_p_knn(&x, config.perplexity))
     } else {
