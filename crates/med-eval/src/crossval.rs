@@ -89,7 +89,8 @@ pub struct CvSummary {
     pub pooled: DelongAuc,
     /// 95% DeLong CI of the pooled AUC.
     pub pooled_ci: ConfidenceInterval,
-    /// Metrics of the summed confusion matrices (each fold at its own training threshold).
+    /// Metrics of the summed confusion matrices (each fold at its own training threshold; the
+    /// `threshold` field is NaN since there is no single threshold).
     pub pooled_metrics: ThresholdMetrics,
 }
 
