@@ -42,8 +42,10 @@ pub mod prediction;
 pub mod prior;
 pub mod sampler;
 pub mod schedule;
+pub mod trainer;
 
 pub use analytic_dpm::{AnalyticBounds, AnalyticDpm, AnalyticKind, GammaTable};
+pub use cmkd_train::{AdamWConfig, EmaConfig, LrSchedule};
 pub use config::{PriorConfig, Style, TimeEmbedding};
 pub use ddim::Ddim;
 pub use ddpm::Ddpm;
@@ -54,3 +56,6 @@ pub use prediction::Prediction;
 pub use prior::{check_embeddings, DiffusionPrior, LossParts, PriorOptions};
 pub use sampler::{spaced_timesteps, Sampler};
 pub use schedule::{BetaSchedule, NoiseSchedule, ScheduleConfig};
+pub use trainer::{
+    Control, EpochMetrics, ExtraLoss, ExtraLossInput, PairedData, StepStats, Trainer, TrainerConfig,
+};
