@@ -1,0 +1,466 @@
+//! Training: AdamW with the published settings, linear warm-up, gradient clipping, EMA, an optional
+//! caller-supplied extra loss on the predicted embedding, checkpoints with exact resume.
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use cmkd_train::{AdamW, AdamWConfig, Ema, EmaConfig, LrSchedule};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{config_err, Error, Result};
+use crate::prior::{check_embeddings, DiffusionPrior};
+
+/// Settings of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerConfig {
+    /// Number of passes over the data.
+    pub epochs: usize,
+    /// Rows per step (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// AdamW settings (weight decay applies to matrices only).
+    pub optimizer: AdamWConfig,
+    /// Learning-rate schedule over optimizer steps.
+    pub lr_schedule: LrSchedule,
+    /// Global gradient-norm clip (`None`: no clipping).
+    pub max_grad_norm: Option<f64>,
+    /// Exponential moving average of the weights (`None`: none).
+    pub ema: Option<EmaConfig>,
+    /// Weight of the MSE term (the published "custom" loss uses 0.8 with 0.2 on its BCE).
+    pub mse_weight: f64,
+    /// Shuffle the rows every epoch (the published script does not).
+    pub shuffle: bool,
+    /// Seed of every random draw (noise, timesteps, guidance masks, dropout, shuffling).
+    pub seed: u64,
+}
+
+impl TrainerConfig {
+    /// The published run: AdamW lr 1.1e-4, weight decay 6.02e-2, betas (0.9, 0.99), eps 1e-6,
+    /// 50 warm-up steps, clip 0.5, ema_pytorch's default EMA (its own settings never reach it),
+    /// batch 64, 1000 epochs, seed 84513, no shuffling.
+    pub fn published() -> Self {
+        Self {
+            epochs: 1000,
+            batch_size: 64,
+            optimizer: AdamWConfig {
+                lr: 1.1e-4,
+                beta1: 0.9,
+                beta2: 0.99,
+                eps: 1e-6,
+                weight_decay: 6.02e-2,
+            },
+            lr_schedule: LrSchedule::LinearWarmup { warmup_steps: 50 },
+            max_grad_norm: Some(0.5),
+            ema: Some(EmaConfig::default()),
+            mse_weight: 1.0,
+            shuffle: false,
+            seed: 84513,
+        }
+    }
+}
+
+/// Paired training data (raw, un-normalised embeddings), checked once.
+#[derive(Debug, Clone)]
+pub struct PairedData {
+    cond: Tensor,
+    target: Tensor,
+}
+
+impl PairedData {
+    /// `cond` `(n, cond_dim)` and `target` `(n, embed_dim)`; fails on empty, mismatched or
+    /// non-finite input, naming the tensor and the row.
+    pub fn new(cond: Tensor, target: Tensor) -> Result<Self> {
+        let cd = *cond.dims().last().unwrap_or(&0);
+        let td = *target.dims().last().unwrap_or(&0);
+        let n = check_embeddings("cond", &cond, cd)?;
+        let m = check_embeddings("target", &target, td)?;
+        if n != m {
+            return Err(Error::Shape {
+                what: "target",
+                got: target.dims().to_vec(),
+                expected: format!("{n} rows, as many as the conditions"),
+            });
+        }
+        Ok(Self { cond, target })
+    }
+
+    /// Number of pairs.
+    pub fn len(&self) -> usize {
+        self.cond.dims()[0]
+    }
+
+    /// Never true (construction rejects empty data); present for API completeness.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The conditions.
+    pub fn cond(&self) -> &Tensor {
+        &self.cond
+    }
+
+    /// The targets.
+    pub fn target(&self) -> &Tensor {
+        &self.target
+    }
+}
+
+/// What a caller's extra loss sees for one batch.
+#[derive(Debug)]
+pub struct ExtraLossInput<'a> {
+    /// The predicted clean embedding in the caller's space (normalisation undone), `(b, embed_dim)`;
+    /// gradients of the returned loss flow through it into the prior.
+    pub pred: &'a Tensor,
+    /// The true target embeddings of the batch, `(b, embed_dim)`.
+    pub target: &'a Tensor,
+    /// The conditions of the batch, `(b, cond_dim)`.
+    pub cond: &'a Tensor,
+    /// Row indices of the batch in the data set (e.g. to look up labels).
+    pub indices: &'a [usize],
+    /// Optimizer step.
+    pub step: usize,
+}
+
+/// A caller-supplied loss term added to the weighted MSE; must return a scalar tensor.
+pub type ExtraLoss<'a> = dyn FnMut(&ExtraLossInput) -> Result<Tensor> + 'a;
+
+/// Numbers from one optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Total loss.
+    pub loss: f64,
+    /// The MSE term (before weighting).
+    pub mse: f64,
+    /// The extra term (0 without one).
+    pub extra: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Learning rate used.
+    pub lr: f64,
+}
+
+/// Per-epoch metrics handed to the callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochMetrics {
+    /// Epoch index (0-based).
+    pub epoch: usize,
+    /// Optimizer steps taken so far in total.
+    pub step: usize,
+    /// Mean total loss over the epoch's steps.
+    pub loss: f64,
+    /// Mean MSE term.
+    pub mse: f64,
+    /// Mean extra term.
+    pub extra: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+}
+
+/// What the callback tells the trainer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Keep training.
+    Continue,
+    /// Stop after this epoch.
+    Stop,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    format: String,
+    config: TrainerConfig,
+    step: usize,
+    epoch: usize,
+    ema_step: usize,
+}
+
+const FORMAT: &str = "cmkd-diffusion-prior-trainer/1";
+const STATE_FILE: &str = "trainer.json";
+const OPTIM_FILE: &str = "optimizer.safetensors";
+const EMA_FILE: &str = "ema.safetensors";
+const MODEL_DIR: &str = "model";
+
+/// Trains a [`DiffusionPrior`].
+pub struct Trainer {
+    prior: DiffusionPrior,
+    config: TrainerConfig,
+    opt: AdamW,
+    ema: Option<Ema>,
+    vars: Vec<(String, candle_core::Var)>,
+    step: usize,
+    epoch: usize,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("config", &self.config)
+            .field("step", &self.step)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+impl Trainer {
+    /// A trainer for `prior` (which it owns until [`Trainer::into_prior`]).
+    pub fn new(prior: DiffusionPrior, config: TrainerConfig) -> Result<Self> {
+        if config.batch_size == 0 {
+            return Err(config_err("batch_size", "must be positive"));
+        }
+        if !(config.mse_weight.is_finite() && config.mse_weight >= 0.0) {
+            return Err(config_err(
+                "mse_weight",
+                format!("must be finite and >= 0, got {}", config.mse_weight),
+            ));
+        }
+        let vars = prior.vars();
+        let opt = AdamW::new(vars.clone(), config.optimizer)?;
+        let ema = match config.ema {
+            Some(c) => Some(Ema::new(&vars, c)?),
+            None => None,
+        };
+        Ok(Self {
+            prior,
+            config,
+            opt,
+            ema,
+            vars,
+            step: 0,
+            epoch: 0,
+        })
+    }
+
+    /// The prior being trained (online weights).
+    pub fn prior(&self) -> &DiffusionPrior {
+        &self.prior
+    }
+
+    /// Mutable access, e.g. to store Analytic-DPM statistics.
+    pub fn prior_mut(&mut self) -> &mut DiffusionPrior {
+        &mut self.prior
+    }
+
+    /// Gives the prior back.
+    pub fn into_prior(self) -> DiffusionPrior {
+        self.prior
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+
+    /// Optimizer steps taken.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// Completed epochs.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// A copy of the prior with the EMA weights (or the online weights without EMA), for sampling.
+    pub fn ema_prior(&self) -> Result<DiffusionPrior> {
+        let copy = self.prior.deep_copy()?;
+        if let Some(ema) = &self.ema {
+            ema.copy_to(&copy.vars())?;
+        }
+        Ok(copy)
+    }
+
+    fn steps_per_epoch(&self, n: usize) -> usize {
+        n.div_ceil(self.config.batch_size)
+    }
+
+    fn epoch_order(&self, epoch: usize, n: usize) -> Vec<usize> {
+        if self.config.shuffle {
+            let mut rng = cmkd_train::rng::stream(self.config.seed, &format!("epoch/{epoch}"));
+            cmkd_train::rng::permutation(&mut rng, n)
+        } else {
+            (0..n).collect()
+        }
+    }
+
+    /// One optimizer step on the rows `indices` of `data`.
+    pub fn train_step(
+        &mut self,
+        data: &PairedData,
+        indices: &[usize],
+        extra: Option<&mut ExtraLoss>,
+    ) -> Result<StepStats> {
+        if indices.is_empty() {
+            return Err(Error::Empty { what: "batch" });
+        }
+        let step = self.step;
+        let dev = self.prior.device().clone();
+        let idx = Tensor::from_vec(
+            indices.iter().map(|i| *i as u32).collect::<Vec<_>>(),
+            indices.len(),
+            data.cond.device(),
+        )?;
+        let cond = data.cond.index_select(&idx, 0)?.to_device(&dev)?;
+        let target = data.target.index_select(&idx, 0)?.to_device(&dev)?;
+        // One generator per step: a resumed run draws exactly what the uninterrupted one would.
+        let mut rng = cmkd_train::rng::stream(self.config.seed, &format!("step/{step}"));
+        let parts = self.prior.loss(&cond, &target, &mut rng, true)?;
+        let mse = cmkd_train::guard::finite_scalar(&parts.mse, "mse loss", step)?;
+        let mut loss = (&parts.mse * self.config.mse_weight)?;
+        let mut extra_v = 0.0;
+        if let Some(f) = extra {
+            let tgt = target.to_dtype(parts.pred.dtype())?;
+            let e = f(&ExtraLossInput {
+                pred: &parts.pred,
+                target: &tgt,
+                cond: &cond,
+                indices,
+                step,
+            })?;
+            if e.elem_count() != 1 {
+                return Err(Error::Shape {
+                    what: "extra loss",
+                    got: e.dims().to_vec(),
+                    expected: "a scalar".into(),
+                });
+            }
+            let e = e.reshape(())?.to_dtype(loss.dtype())?;
+            extra_v = cmkd_train::guard::finite_scalar(&e, "extra loss", step)?;
+            loss = (loss + e)?;
+        }
+        let total = cmkd_train::guard::finite_scalar(&loss, "loss", step)?;
+        let mut grads = loss.backward()?;
+        let grad_norm = match self.config.max_grad_norm {
+            Some(m) => cmkd_train::clip_grad_norm(&mut grads, &self.vars, m, step)?,
+            None => {
+                let g = cmkd_train::grad_norm(&grads, &self.vars)?;
+                if !g.is_finite() {
+                    return Err(cmkd_train::Error::NonFinite {
+                        what: "gradient".into(),
+                        step,
+                    }
+                    .into());
+                }
+                g
+            }
+        };
+        let lr = self.config.lr_schedule.lr(self.config.optimizer.lr, step);
+        self.opt.set_lr(lr);
+        self.opt.step(&grads)?;
+        if let Some(ema) = &mut self.ema {
+            ema.update()?;
+        }
+        self.step += 1;
+        Ok(StepStats {
+            loss: total,
+            mse,
+            extra: extra_v,
+            grad_norm,
+            lr,
+        })
+    }
+
+    /// Trains until `config.epochs` epochs are complete (continuing a resumed run where it
+    /// stopped, mid-epoch included), calling `on_epoch` after each epoch.
+    pub fn fit(
+        &mut self,
+        data: &PairedData,
+        mut extra: Option<&mut ExtraLoss>,
+        on_epoch: &mut dyn FnMut(&EpochMetrics) -> Control,
+    ) -> Result<()> {
+        let n = data.len();
+        let spe = self.steps_per_epoch(n);
+        let total = (self.config.epochs * spe) as u64;
+        let bar = cmkd_train::progress::bar(total, "prior");
+        bar.set_position(self.step as u64);
+        while self.epoch < self.config.epochs {
+            let order = self.epoch_order(self.epoch, n);
+            let done = self.step.saturating_sub(self.epoch * spe);
+            let (mut sl, mut sm, mut se, mut k) = (0.0, 0.0, 0.0, 0usize);
+            let mut lr = self.opt.lr();
+            for b in done..spe {
+                let rows =
+                    &order[b * self.config.batch_size..((b + 1) * self.config.batch_size).min(n)];
+                let s = self.train_step(data, rows, extra.as_deref_mut())?;
+                sl += s.loss;
+                sm += s.mse;
+                se += s.extra;
+                k += 1;
+                lr = s.lr;
+                bar.inc(1);
+                bar.set_prefix(format!("loss {:.4}", s.loss));
+            }
+            let k = k.max(1) as f64;
+            let metrics = EpochMetrics {
+                epoch: self.epoch,
+                step: self.step,
+                loss: sl / k,
+                mse: sm / k,
+                extra: se / k,
+                lr,
+            };
+            self.epoch += 1;
+            if on_epoch(&metrics) == Control::Stop {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    /// Writes a checkpoint directory: the prior (`model/`), optimizer moments, EMA weights and
+    /// `trainer.json` (settings, step, epoch). Each file is written atomically; `trainer.json`
+    /// last, so a directory with it is complete.
+    pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        self.prior.save(&dir.join(MODEL_DIR))?;
+        cmkd_train::checkpoint::save_tensors(&dir.join(OPTIM_FILE), &self.opt.state_tensors()?)?;
+        let mut ema_step = 0;
+        if let Some(ema) = &self.ema {
+            let shadow = ema
+                .shadow()
+                .map(|(n, t)| (n.to_string(), t.clone()))
+                .collect();
+            cmkd_train::checkpoint::save_tensors(&dir.join(EMA_FILE), &shadow)?;
+            ema_step = ema.step_count();
+        }
+        let state = TrainerState {
+            format: FORMAT.into(),
+            config: self.config.clone(),
+            step: self.step,
+            epoch: self.epoch,
+            ema_step,
+        };
+        cmkd_train::checkpoint::save_json(&dir.join(STATE_FILE), &state)?;
+        Ok(())
+    }
+
+    /// Restores a trainer from [`Trainer::save_checkpoint`]'s directory onto `device`.
+    pub fn resume(dir: &Path, dtype: candle_core::DType, device: &Device) -> Result<Self> {
+        let state_path = dir.join(STATE_FILE);
+        let state: TrainerState = cmkd_train::checkpoint::load_json(&state_path)?;
+        if state.format != FORMAT {
+            return Err(Error::Checkpoint {
+                path: state_path,
+                reason: format!("format `{}`, expected `{FORMAT}`", state.format),
+            });
+        }
+        let prior = DiffusionPrior::load(&dir.join(MODEL_DIR), dtype, device)?;
+        let mut t = Trainer::new(prior, state.config)?;
+        let wrap = |path: &Path, e: cmkd_train::Error| Error::Checkpoint {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let op = dir.join(OPTIM_FILE);
+        let moments = cmkd_train::checkpoint::load_tensors(&op, device)?;
+        t.opt
+            .load_state(&moments, state.step)
+            .map_err(|e| wrap(&op, e))?;
+        if let Some(ema) = &mut t.ema {
+            let ep = dir.join(EMA_FILE);
+            let shadow = cmkd_train::checkpoint::load_tensors(&ep, device)?;
+            ema.load(&shadow, state.ema_step)
+                .map_err(|e| wrap(&ep, e))?;
+        }
+        t.step = state.step;
+        t.epoch = state.epoch;
+        Ok(t)
+    }
+}
