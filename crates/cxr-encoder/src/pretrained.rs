@@ -84,6 +84,20 @@ fn cached(cache: &Cache, repo: &str, revision: &str, file: &str) -> Option<PathB
     p.is_file().then_some(p)
 }
 
+/// Renamings between checkpoint generations of the same architecture: transformers 5 saves DINOv2's
+/// attention as `attention.{q,k,v,o}_proj` where the hub checkpoints (and transformers 4) have
+/// `attention.attention.{query,key,value}` and `attention.output.dense`.
+const ALIASES: [(&str, &str); 4] = [
+    ("attention.attention.query.", "attention.q_proj."),
+    ("attention.attention.key.", "attention.k_proj."),
+    ("attention.attention.value.", "attention.v_proj."),
+    ("attention.output.dense.", "attention.o_proj."),
+];
+
+fn aliases(key: &str) -> Vec<String> {
+    ALIASES.iter().filter(|(old, _)| key.contains(old)).map(|(old, new)| key.replace(old, new)).collect()
+}
+
 /// What [`load_into`] did besides loading.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadReport {
@@ -95,7 +109,8 @@ pub struct LoadReport {
 
 /// Loads every variable of `map` whose name starts with `var_prefix` from the safetensors `file`,
 /// where variable `var_prefix + rest` is read from tensor `file_prefix + rest`. Batch-norm counters
-/// (`num_batches_tracked`) are ignored. Nothing is written unless every tensor is present with the
+/// (`num_batches_tracked`) are ignored, and DINOv2 files saved by transformers 5 (renamed attention
+/// tensors) load like the hub's. Nothing is written unless every tensor is present with the
 /// right shape; otherwise the error names the first missing or mis-shaped tensor.
 pub fn load_into(map: &VarMap, file: &Path, var_prefix: &str, file_prefix: &str) -> Result<LoadReport> {
     // SAFETY: the file is only read; concurrent modification of a weights file is not supported.
@@ -109,9 +124,14 @@ pub fn load_into(map: &VarMap, file: &Path, var_prefix: &str, file_prefix: &str)
     let mut used = std::collections::HashSet::new();
     for (name, var) in vars.iter().filter(|(n, _)| n.starts_with(var_prefix)) {
         let key = format!("{file_prefix}{}", &name[var_prefix.len()..]);
-        if !names.contains(&key) {
-            return Err(Error::MissingTensor { file: file.to_path_buf(), name: key });
-        }
+        let key = if names.contains(&key) {
+            key
+        } else {
+            match aliases(&key).into_iter().find(|k| names.contains(k)) {
+                Some(k) => k,
+                None => return Err(Error::MissingTensor { file: file.to_path_buf(), name: key }),
+            }
+        };
         let t = st.load(&key, var.device())?;
         if t.dims() != var.dims() {
             return Err(Error::ShapeMismatch { file: file.to_path_buf(), name: key, expected: var.dims().to_vec(), found: t.dims().to_vec() });

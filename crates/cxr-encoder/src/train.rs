@@ -150,7 +150,14 @@ mod tests {
         let xs = [-30.0f64, -1.0, 0.0, 2.5, 40.0];
         let ys = [0.0, 1.0, 0.5, 1.0, 0.0];
         let f = |xs: &[f64]| -> f64 {
-            xs.iter().zip(ys).map(|(x, y)| { let p = 1.0 / (1.0 + (-x).exp()); -(y * p.max(1e-300).ln() + (1.0 - y) * (1.0 - p).max(1e-300).ln()) }).sum::<f64>() / 5.0
+            xs.iter()
+                .zip(ys)
+                .map(|(x, y)| {
+                    // -log sigmoid(x) = log(1 + e^-x), -log(1 - sigmoid(x)) = log(1 + e^x).
+                    y * (-x).exp().ln_1p() + (1.0 - y) * x.exp().ln_1p()
+                })
+                .sum::<f64>()
+                / 5.0
         };
         let v = l.to_scalar::<f64>().unwrap();
         assert!((v - f(&xs)).abs() < 1e-9, "{v} vs {}", f(&xs));
