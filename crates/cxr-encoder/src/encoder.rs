@@ -285,6 +285,7 @@ impl CxrEncoder {
 
 impl crate::train::Classifier for CxrEncoder {
     type Item = Image2d;
+    type Error = Error;
 
     fn logits(&self, batch: &[&Image2d], train: bool) -> Result<Tensor> {
         Ok(self.forward(&self.images_to_tensor(batch)?, train)?.1)

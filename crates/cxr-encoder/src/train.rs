@@ -16,8 +16,10 @@ use crate::{Error, Result};
 pub trait Classifier {
     /// One input (an X-ray, a CT volume).
     type Item;
+    /// The model crate's error type.
+    type Error: From<Error> + From<candle_core::Error> + From<cmkd_train::Error>;
     /// Logits `(batch,)` for `batch`; `train` turns on training-mode behaviour (batch norm).
-    fn logits(&self, batch: &[&Self::Item], train: bool) -> Result<Tensor>;
+    fn logits(&self, batch: &[&Self::Item], train: bool) -> Result<Tensor, Self::Error>;
     /// The variables to optimise, sorted by name.
     fn trainable_vars(&self) -> Vec<(String, Var)>;
 }
@@ -80,9 +82,9 @@ impl ClassifierTrainer {
     }
 
     /// One step on `batch` with binary `labels`; returns the loss. Fails on a non-finite loss.
-    pub fn step<M: Classifier>(&mut self, model: &M, batch: &[&M::Item], labels: &[f32]) -> Result<f64> {
+    pub fn step<M: Classifier>(&mut self, model: &M, batch: &[&M::Item], labels: &[f32]) -> Result<f64, M::Error> {
         if batch.len() != labels.len() || batch.is_empty() {
-            return Err(Error::Input(format!("{} items and {} labels", batch.len(), labels.len())));
+            return Err(Error::Input(format!("{} items and {} labels", batch.len(), labels.len())).into());
         }
         let logits = model.logits(batch, true)?;
         let y = Tensor::from_slice(labels, labels.len(), logits.device())?;
@@ -98,9 +100,9 @@ impl ClassifierTrainer {
 
     /// Trains for `config.epochs` epochs over `(item, label)` pairs in seeded random order, with a
     /// progress bar showing the running loss. Returns the mean loss of each epoch.
-    pub fn fit<M: Classifier>(&mut self, model: &M, data: &[(M::Item, f32)]) -> Result<Vec<f64>> {
+    pub fn fit<M: Classifier>(&mut self, model: &M, data: &[(M::Item, f32)]) -> Result<Vec<f64>, M::Error> {
         if data.is_empty() {
-            return Err(Error::Input("no training data".into()));
+            return Err(Error::Input("no training data".into()).into());
         }
         let steps = data.len().div_ceil(self.config.batch_size) * self.config.epochs;
         let bar = cmkd_train::progress::bar(steps as u64, "PE classifier");
@@ -127,7 +129,7 @@ impl ClassifierTrainer {
 }
 
 /// PE probabilities of `items` in evaluation mode, `batch_size` at a time.
-pub fn predict_proba<M: Classifier>(model: &M, items: &[&M::Item], batch_size: usize) -> Result<Vec<f32>> {
+pub fn predict_proba<M: Classifier>(model: &M, items: &[&M::Item], batch_size: usize) -> Result<Vec<f32>, M::Error> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch_size.max(1)) {
         let p = candle_nn::ops::sigmoid(&model.logits(chunk, false)?)?;
