@@ -126,3 +126,36 @@ save("grid_io.safetensors", {
     "to_5x7": torch.nn.functional.interpolate(grid, size=(5, 7), mode="bicubic", align_corners=False)[0].permute(1, 2, 0).reshape(35, 5),
     "to_2x2": torch.nn.functional.interpolate(grid, size=(2, 2), mode="bicubic", align_corners=False)[0].permute(1, 2, 0).reshape(4, 5),
 })
+
+# ctpa-encoder's patch-free sequence ViT, computed with transformers' own DINOv2 encoder and final
+# norm (the `dino` model above): slice embeddings -> input_proj -> [CLS] + linearly resampled
+# positions -> encoder -> layernorm -> CLS -> embed -> head. Each sequence runs alone, unpadded, so
+# the Rust side checks its padding and masking against it.
+torch.manual_seed(1)
+in_dim, lengths = 10, [5, 3, 16]
+proj = torch.nn.Linear(in_dim, 32)
+embed = torch.nn.Linear(32, 12)
+head = torch.nn.Linear(12, 1)
+for m in (proj, embed, head):
+    randomize(m, scale=0.3)
+seq = torch.randn(len(lengths), max(lengths), in_dim)
+pos = dino.embeddings.position_embeddings  # (1, 17, 32): 16 learned positions
+zs, logits = [], []
+with torch.no_grad():
+    for b, n in enumerate(lengths):
+        x = proj(seq[b, :n])
+        rest = torch.nn.functional.interpolate(pos[0, 1:].T[None], size=n, mode="linear", align_corners=False)[0].T
+        h = torch.cat([dino.embeddings.cls_token[0] + pos[0, :1], x + rest])[None]
+        h = dino.layernorm(dino.encoder(h).last_hidden_state)
+        z = embed(h[0, 0])
+        zs.append(z)
+        logits.append(head(z)[0])
+weights = {k: v for k, v in dino.state_dict().items() if not k.startswith("embeddings.patch") and k != "embeddings.mask_token"}
+weights.update({f"input_proj.{k}": v for k, v in proj.state_dict().items()})
+weights.update({f"embed.{k}": v for k, v in embed.state_dict().items()})
+weights.update({f"head.{k}": v for k, v in head.state_dict().items()})
+out_ctpa = os.path.join(OUT, "..", "..", "..", "ctpa-encoder", "tests", "fixtures")
+os.makedirs(out_ctpa, exist_ok=True)
+OUT = out_ctpa
+save("sequence_vit_tiny.safetensors", weights)
+save("sequence_vit_tiny_io.safetensors", {"seq": seq, "lengths": torch.tensor(lengths, dtype=torch.int64), "z": torch.stack(zs), "logit": torch.stack(logits)})
