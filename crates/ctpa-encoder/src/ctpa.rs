@@ -38,7 +38,17 @@ impl CtpaEncoderConfig {
         Self {
             slice,
             freeze_slice: false,
-            vit: SequenceVitConfig { in_dim: slice.out_dim(), width: 64, depth: 2, heads: 4, mlp_ratio: 4, positions: 64, layer_scale: 1.0, eps: 1e-6, embed_dim: 512 },
+            vit: SequenceVitConfig {
+                in_dim: slice.out_dim(),
+                width: 64,
+                depth: 2,
+                heads: 4,
+                mlp_ratio: 4,
+                positions: 64,
+                layer_scale: 1.0,
+                eps: 1e-6,
+                embed_dim: 512,
+            },
             slice_chunk: 256,
         }
     }
@@ -55,7 +65,12 @@ pub struct CtpaEncoder<S: SliceEncoder = SliceCnn> {
 
 impl CtpaEncoder<SliceCnn> {
     /// Builds the encoder with weights drawn reproducibly from `seed`.
-    pub fn new(config: CtpaEncoderConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(
+        config: CtpaEncoderConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let slice = SliceCnn::new(config.slice, config.freeze_slice, seed, dtype, device)?;
         let vit = SequenceVit::new(config.vit, seed.wrapping_add(1), dtype, device)?;
         let mut enc = Self::from_parts(slice, vit, config.slice_chunk)?;
@@ -65,7 +80,9 @@ impl CtpaEncoder<SliceCnn> {
 
     /// Saves `slice.safetensors`, `vit.safetensors` and `config.json` into `dir` (each atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let config = self.config.ok_or_else(|| Error::Input("encoder has no configuration to save".into()))?;
+        let config = self
+            .config
+            .ok_or_else(|| Error::Input("encoder has no configuration to save".into()))?;
         let mut c = config;
         c.freeze_slice = self.slice.is_frozen();
         cmkd_train::checkpoint::save_varmap(&dir.join("slice.safetensors"), self.slice.var_map())?;
@@ -76,7 +93,8 @@ impl CtpaEncoder<SliceCnn> {
 
     /// Loads an encoder saved by [`CtpaEncoder::save`]; missing or mis-shaped tensors are named.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        let config: CtpaEncoderConfig = cmkd_train::checkpoint::load_json(&dir.join("config.json"))?;
+        let config: CtpaEncoderConfig =
+            cmkd_train::checkpoint::load_json(&dir.join("config.json"))?;
         let enc = Self::new(config, 0, dtype, device)?;
         cxr_encoder::load_into(enc.slice.var_map(), &dir.join("slice.safetensors"), "", "")?;
         cxr_encoder::load_into(enc.vit.var_map(), &dir.join("vit.safetensors"), "", "")?;
@@ -93,12 +111,27 @@ impl<S: SliceEncoder> CtpaEncoder<S> {
     /// Combines any slice encoder with a sequence ViT that reads its output.
     pub fn from_parts(slice: S, vit: SequenceVit, slice_chunk: usize) -> Result<Self> {
         if vit.config().in_dim != slice.out_dim() {
-            return Err(Error::Config { name: "vit.in_dim", reason: format!("is {} but the slice encoder gives {}", vit.config().in_dim, slice.out_dim()) });
+            return Err(Error::Config {
+                name: "vit.in_dim",
+                reason: format!(
+                    "is {} but the slice encoder gives {}",
+                    vit.config().in_dim,
+                    slice.out_dim()
+                ),
+            });
         }
         if slice_chunk == 0 {
-            return Err(Error::Config { name: "slice_chunk", reason: "must be positive".into() });
+            return Err(Error::Config {
+                name: "slice_chunk",
+                reason: "must be positive".into(),
+            });
         }
-        Ok(Self { slice, vit, slice_chunk, config: None })
+        Ok(Self {
+            slice,
+            vit,
+            slice_chunk,
+            config: None,
+        })
     }
 
     /// The slice encoder.
@@ -113,14 +146,30 @@ impl<S: SliceEncoder> CtpaEncoder<S> {
 
     /// The variables an optimizer should update, prefixed `slice.` / `vit.`, sorted by name.
     pub fn trainable_vars(&self) -> Vec<(String, Var)> {
-        let mut v: Vec<(String, Var)> = self.slice.trainable_vars().into_iter().map(|(n, v)| (format!("{SLICE_PREFIX}{n}"), v)).collect();
-        v.extend(self.vit.trainable_vars().into_iter().map(|(n, v)| (format!("{VIT_PREFIX}{n}"), v)));
+        let mut v: Vec<(String, Var)> = self
+            .slice
+            .trainable_vars()
+            .into_iter()
+            .map(|(n, v)| (format!("{SLICE_PREFIX}{n}"), v))
+            .collect();
+        v.extend(
+            self.vit
+                .trainable_vars()
+                .into_iter()
+                .map(|(n, v)| (format!("{VIT_PREFIX}{n}"), v)),
+        );
         v
     }
 
     /// Padded slice embeddings `(batch, max_slices, slice_dim)` and the slice count of each volume.
-    pub fn slice_embeddings(&self, volumes: &[&Volume], train: bool) -> Result<(Tensor, Vec<usize>)> {
-        let first = volumes.first().ok_or_else(|| Error::Input("empty batch of volumes".into()))?;
+    pub fn slice_embeddings(
+        &self,
+        volumes: &[&Volume],
+        train: bool,
+    ) -> Result<(Tensor, Vec<usize>)> {
+        let first = volumes
+            .first()
+            .ok_or_else(|| Error::Input("empty batch of volumes".into()))?;
         let [nx, ny, _] = first.dims();
         let device = self.vit.device().clone();
         let dtype = self.vit.dtype();
@@ -153,7 +202,11 @@ impl<S: SliceEncoder> CtpaEncoder<S> {
         for &len in &lengths {
             let mut parts = vec![feats.narrow(0, offset, len)?];
             if len < max_len {
-                parts.push(Tensor::zeros((max_len - len, d), feats.dtype(), feats.device())?);
+                parts.push(Tensor::zeros(
+                    (max_len - len, d),
+                    feats.dtype(),
+                    feats.device(),
+                )?);
             }
             rows.push(Tensor::cat(&parts, 0)?);
             offset += len;
@@ -171,9 +224,17 @@ impl<S: SliceEncoder> CtpaEncoder<S> {
 
     /// Embeds `(patient id, volume)` items `batch_size` at a time in evaluation mode and writes the
     /// table keyed by patient id to `path` (see [`cxr_encoder::embeddings`]). Shows a progress bar.
-    pub fn extract(&self, items: &[(String, Volume)], batch_size: usize, path: &Path) -> Result<()> {
+    pub fn extract(
+        &self,
+        items: &[(String, Volume)],
+        batch_size: usize,
+        path: &Path,
+    ) -> Result<()> {
         if batch_size == 0 {
-            return Err(Error::Config { name: "batch_size", reason: "must be positive".into() });
+            return Err(Error::Config {
+                name: "batch_size",
+                reason: "must be positive".into(),
+            });
         }
         let bar = cmkd_train::progress::bar(items.len() as u64, "CTPA embeddings");
         let mut rows = Vec::with_capacity(items.len());

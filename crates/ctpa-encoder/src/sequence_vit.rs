@@ -48,16 +48,37 @@ pub struct SequenceVitConfig {
 impl SequenceVitConfig {
     /// DINOv2-small's trunk over `in_dim`-sized slice embeddings with a 512-d embedding.
     pub fn dinov2_small(in_dim: usize) -> Self {
-        Self { in_dim, width: 384, depth: 12, heads: 6, mlp_ratio: 4, positions: 37 * 37, layer_scale: 1.0, eps: 1e-6, embed_dim: 512 }
+        Self {
+            in_dim,
+            width: 384,
+            depth: 12,
+            heads: 6,
+            mlp_ratio: 4,
+            positions: 37 * 37,
+            layer_scale: 1.0,
+            eps: 1e-6,
+            embed_dim: 512,
+        }
     }
 
     fn validate(&self) -> Result<()> {
         let bad = |name, reason: String| Err(Error::Config { name, reason });
-        if self.in_dim == 0 || self.width == 0 || self.embed_dim == 0 || self.positions == 0 || self.mlp_ratio == 0 {
+        if self.in_dim == 0
+            || self.width == 0
+            || self.embed_dim == 0
+            || self.positions == 0
+            || self.mlp_ratio == 0
+        {
             return bad("sequence vit", format!("sizes must be positive: {self:?}"));
         }
         if self.heads == 0 || self.width % self.heads != 0 {
-            return bad("heads", format!("width {} is not divisible by {} heads", self.width, self.heads));
+            return bad(
+                "heads",
+                format!(
+                    "width {} is not divisible by {} heads",
+                    self.width, self.heads
+                ),
+            );
         }
         Ok(())
     }
@@ -78,16 +99,25 @@ pub struct SequenceVit {
 
 impl SequenceVit {
     /// Builds the model with weights drawn reproducibly from `seed`.
-    pub fn new(config: SequenceVitConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(
+        config: SequenceVitConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         config.validate()?;
         let map = VarMap::new();
         let vb = cmkd_train::seeded_var_builder(&map, seed, dtype, device);
         let d = config.width;
-        let init = candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 };
+        let init = candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
         let input_proj = candle_nn::linear(config.in_dim, d, vb.pp("input_proj"))?;
         let e = vb.pp("embeddings");
         let cls_token = e.get_with_hints((1, 1, d), "cls_token", init)?;
-        let positions = e.get_with_hints((1, config.positions + 1, d), "position_embeddings", init)?;
+        let positions =
+            e.get_with_hints((1, config.positions + 1, d), "position_embeddings", init)?;
         let bc = BlockConfig {
             dim: d,
             heads: config.heads,
@@ -97,11 +127,30 @@ impl SequenceVit {
             qkv_bias: true,
             naming: Naming::Transformers,
         };
-        let blocks = (0..config.depth).map(|i| Block::new(&bc, vb.pp(format!("encoder.layer.{i}")))).collect::<cxr_encoder::Result<Vec<_>>>()?;
-        let norm = layer_norm(d, LayerNormConfig { eps: config.eps, ..Default::default() }, vb.pp("layernorm"))?;
+        let blocks = (0..config.depth)
+            .map(|i| Block::new(&bc, vb.pp(format!("encoder.layer.{i}"))))
+            .collect::<cxr_encoder::Result<Vec<_>>>()?;
+        let norm = layer_norm(
+            d,
+            LayerNormConfig {
+                eps: config.eps,
+                ..Default::default()
+            },
+            vb.pp("layernorm"),
+        )?;
         let embed = candle_nn::linear(d, config.embed_dim, vb.pp("embed"))?;
         let head = candle_nn::linear(config.embed_dim, 1, vb.pp("head"))?;
-        Ok(Self { config, map, input_proj, cls_token, positions, blocks, norm, embed, head })
+        Ok(Self {
+            config,
+            map,
+            input_proj,
+            cls_token,
+            positions,
+            blocks,
+            norm,
+            embed,
+            head,
+        })
     }
 
     /// The architecture.
@@ -140,7 +189,11 @@ impl SequenceVit {
             total.loaded += r.loaded;
             total.unused.extend(r.unused);
         }
-        total.unused.retain(|n| n.starts_with("embeddings.") && !n.contains("position_embeddings") && !n.contains("cls_token"));
+        total.unused.retain(|n| {
+            n.starts_with("embeddings.")
+                && !n.contains("position_embeddings")
+                && !n.contains("cls_token")
+        });
         Ok(total)
     }
 
@@ -157,7 +210,11 @@ impl SequenceVit {
                 None => {
                     let mut parts = vec![cls.clone(), position::resample_sequence(&rest, len)?];
                     if len < max_len {
-                        parts.push(Tensor::zeros((max_len - len, d), rest.dtype(), rest.device())?);
+                        parts.push(Tensor::zeros(
+                            (max_len - len, d),
+                            rest.dtype(),
+                            rest.device(),
+                        )?);
                     }
                     let t = Tensor::cat(&parts, 0)?;
                     cache.push((len, t.clone()));
@@ -174,20 +231,32 @@ impl SequenceVit {
     pub fn forward_cls(&self, seq: &Tensor, lengths: &[usize]) -> Result<Tensor> {
         let (b, s, f) = seq.dims3()?;
         if f != self.config.in_dim {
-            return Err(Error::Input(format!("slice embeddings have size {f}, the model reads {}", self.config.in_dim)));
+            return Err(Error::Input(format!(
+                "slice embeddings have size {f}, the model reads {}",
+                self.config.in_dim
+            )));
         }
         if lengths.len() != b {
-            return Err(Error::Input(format!("{b} sequences but {} lengths", lengths.len())));
+            return Err(Error::Input(format!(
+                "{b} sequences but {} lengths",
+                lengths.len()
+            )));
         }
         if let Some(l) = lengths.iter().find(|&&l| l == 0 || l > s) {
-            return Err(Error::Input(format!("a sequence length of {l} does not fit {s} rows")));
+            return Err(Error::Input(format!(
+                "a sequence length of {l} does not fit {s} rows"
+            )));
         }
         let x = self.input_proj.forward(seq)?;
         let cls = self.cls_token.broadcast_as((b, 1, self.config.width))?;
         let x = Tensor::cat(&[&cls, &x], 1)?;
         let mut x = (x + self.position_table(lengths, s)?)?;
         let valid: Vec<usize> = lengths.iter().map(|l| l + 1).collect();
-        let mask = if lengths.iter().all(|&l| l == s) { None } else { Some(attention_mask(&valid, s + 1, x.dtype(), x.device())?) };
+        let mask = if lengths.iter().all(|&l| l == s) {
+            None
+        } else {
+            Some(attention_mask(&valid, s + 1, x.dtype(), x.device())?)
+        };
         for blk in &self.blocks {
             x = blk.forward(&x, mask.as_ref())?;
         }

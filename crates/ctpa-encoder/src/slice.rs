@@ -37,11 +37,23 @@ pub struct SliceCnn {
 impl SliceCnn {
     /// A small CNN for 1-channel slices: ResNet basic blocks `[1, 1, 1, 1]`, widths 8-16-32-64.
     pub fn small_config() -> ResNetConfig {
-        ResNetConfig { block: BlockKind::Basic, layers: [1, 1, 1, 1], stem_width: 8, widths: [8, 16, 32, 64], in_channels: 1 }
+        ResNetConfig {
+            block: BlockKind::Basic,
+            layers: [1, 1, 1, 1],
+            stem_width: 8,
+            widths: [8, 16, 32, 64],
+            in_channels: 1,
+        }
     }
 
     /// Builds the network with weights drawn reproducibly from `seed`.
-    pub fn new(config: ResNetConfig, frozen: bool, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn new(
+        config: ResNetConfig,
+        frozen: bool,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
         let map = VarMap::new();
         let vb = cmkd_train::seeded_var_builder(&map, seed, dtype, device);
         let net = ResNet::new(config, vb)?;
@@ -87,7 +99,10 @@ impl SliceEncoder for SliceCnn {
         if self.frozen {
             return Vec::new();
         }
-        cmkd_train::sorted_vars(&self.map).into_iter().filter(|(n, _)| !is_buffer(n)).collect()
+        cmkd_train::sorted_vars(&self.map)
+            .into_iter()
+            .filter(|(n, _)| !is_buffer(n))
+            .collect()
     }
 
     fn all_vars(&self) -> Vec<(String, Var)> {
@@ -113,14 +128,24 @@ impl SliceEncoder for CxrEncoder {
             cxr_encoder::BackboneConfig::Clip(c) => c.in_channels,
         };
         if slices.rank() != 4 || slices.dim(1)? != 1 {
-            return Err(Error::Input(format!("slices must be (n, 1, h, w), got {:?}", slices.dims())));
+            return Err(Error::Input(format!(
+                "slices must be (n, 1, h, w), got {:?}",
+                slices.dims()
+            )));
         }
-        let x = if c == 1 { slices.clone() } else { slices.repeat((1, c, 1, 1))? };
+        let x = if c == 1 {
+            slices.clone()
+        } else {
+            slices.repeat((1, c, 1, 1))?
+        };
         Ok(self.features(&x, train)?)
     }
 
     fn trainable_vars(&self) -> Vec<(String, Var)> {
-        CxrEncoder::trainable_vars(self).into_iter().filter(|(n, _)| n.starts_with(cxr_encoder::BACKBONE_PREFIX)).collect()
+        CxrEncoder::trainable_vars(self)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(cxr_encoder::BACKBONE_PREFIX))
+            .collect()
     }
 
     fn all_vars(&self) -> Vec<(String, Var)> {

@@ -51,7 +51,11 @@ impl BatchNorm2d {
             let work = x.to_dtype(DType::F32)?;
             let mean = work.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
             let centered = work.broadcast_sub(&mean)?;
-            let var = centered.sqr()?.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
+            let var = centered
+                .sqr()?
+                .mean_keepdim(0)?
+                .mean_keepdim(2)?
+                .mean_keepdim(3)?;
             let n = x.elem_count() / c;
             self.update_running(&mean.detach(), &var.detach(), n)?;
             (mean.to_dtype(x.dtype())?, var.to_dtype(x.dtype())?)
@@ -61,7 +65,10 @@ impl BatchNorm2d {
                 self.running_var.detach().reshape(shape)?,
             )
         };
-        let scale = self.weight.reshape(shape)?.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let scale = self
+            .weight
+            .reshape(shape)?
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?;
         let y = x.broadcast_sub(&mean)?.broadcast_mul(&scale)?;
         Ok(y.broadcast_add(&self.bias.reshape(shape)?)?)
     }
@@ -74,8 +81,10 @@ impl BatchNorm2d {
             var.clone()
         };
         let dt = self.running_mean.dtype();
-        let rm = ((self.running_mean.detach() * (1.0 - m))? + (mean.flatten_all()?.to_dtype(dt)? * m)?)?;
-        let rv = ((self.running_var.detach() * (1.0 - m))? + (unbiased.flatten_all()?.to_dtype(dt)? * m)?)?;
+        let rm =
+            ((self.running_mean.detach() * (1.0 - m))? + (mean.flatten_all()?.to_dtype(dt)? * m)?)?;
+        let rv = ((self.running_var.detach() * (1.0 - m))?
+            + (unbiased.flatten_all()?.to_dtype(dt)? * m)?)?;
         // In place, so the variables of the model's VarMap (which share this storage) see it.
         self.running_mean.slice_set(&rm, 0, 0)?;
         self.running_var.slice_set(&rv, 0, 0)?;

@@ -70,12 +70,26 @@ impl ClipVision {
     pub fn new(config: ClipVisionConfig, vb: VarBuilder) -> Result<Self> {
         let g = config.image_size / config.patch_size.max(1);
         if config.patch_size == 0 || g == 0 {
-            return Err(Error::config("clip", format!("image_size {} and patch_size {} give no patches", config.image_size, config.patch_size)));
+            return Err(Error::config(
+                "clip",
+                format!(
+                    "image_size {} and patch_size {} give no patches",
+                    config.image_size, config.patch_size
+                ),
+            ));
         }
         let t = vb.pp("trunk");
         let d = config.width;
-        let init = candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 };
-        let patch = PatchEmbed::new(config.in_channels, d, config.patch_size, t.pp("patch_embed.proj"))?;
+        let init = candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let patch = PatchEmbed::new(
+            config.in_channels,
+            d,
+            config.patch_size,
+            t.pp("patch_embed.proj"),
+        )?;
         let cls_token = t.get_with_hints((1, 1, d), "cls_token", init)?;
         let pos_embed = t.get_with_hints((1, g * g + 1, d), "pos_embed", init)?;
         let bc = BlockConfig {
@@ -90,9 +104,24 @@ impl ClipVision {
         let blocks = (0..config.layers)
             .map(|i| Block::new(&bc, t.pp(format!("blocks.{i}"))))
             .collect::<Result<Vec<_>>>()?;
-        let norm = layer_norm(d, LayerNormConfig { eps: config.eps, ..Default::default() }, t.pp("norm"))?;
+        let norm = layer_norm(
+            d,
+            LayerNormConfig {
+                eps: config.eps,
+                ..Default::default()
+            },
+            t.pp("norm"),
+        )?;
         let proj = candle_nn::linear_no_bias(d, config.embed_dim, vb.pp("head.proj"))?;
-        Ok(Self { config, patch, cls_token, pos_embed, blocks, norm, proj })
+        Ok(Self {
+            config,
+            patch,
+            cls_token,
+            pos_embed,
+            blocks,
+            norm,
+            proj,
+        })
     }
 
     /// The architecture.
@@ -106,7 +135,11 @@ impl ClipVision {
             let (h, w) = (x.dim(2)?, x.dim(3)?);
             let s = self.config.image_size;
             if (h, w) != (s, s) {
-                return Err(Error::ImageSize { model: "CLIP ViT", expected: (s, s), found: (h, w) });
+                return Err(Error::ImageSize {
+                    model: "CLIP ViT",
+                    expected: (s, s),
+                    found: (h, w),
+                });
             }
         }
         let tokens = self.patch.forward(x, "CLIP ViT")?;

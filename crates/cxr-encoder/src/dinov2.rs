@@ -83,15 +83,30 @@ impl Dinov2 {
     /// Builds the model under `vb` with transformers' names.
     pub fn new(config: Dinov2Config, vb: VarBuilder) -> Result<Self> {
         if config.patch_size == 0 || config.grid() == 0 {
-            return Err(Error::config("dinov2", format!("image_size {} and patch_size {} give no patches", config.image_size, config.patch_size)));
+            return Err(Error::config(
+                "dinov2",
+                format!(
+                    "image_size {} and patch_size {} give no patches",
+                    config.image_size, config.patch_size
+                ),
+            ));
         }
         let d = config.hidden_size;
         let e = vb.pp("embeddings");
-        let patch = PatchEmbed::new(config.num_channels, d, config.patch_size, e.pp("patch_embeddings.projection"))?;
-        let init = candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 };
+        let patch = PatchEmbed::new(
+            config.num_channels,
+            d,
+            config.patch_size,
+            e.pp("patch_embeddings.projection"),
+        )?;
+        let init = candle_nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
         let cls_token = e.get_with_hints((1, 1, d), "cls_token", init)?;
         let g = config.grid();
-        let position_embeddings = e.get_with_hints((1, g * g + 1, d), "position_embeddings", init)?;
+        let position_embeddings =
+            e.get_with_hints((1, g * g + 1, d), "position_embeddings", init)?;
         let bc = BlockConfig {
             dim: d,
             heads: config.num_attention_heads,
@@ -104,8 +119,22 @@ impl Dinov2 {
         let blocks = (0..config.num_hidden_layers)
             .map(|i| Block::new(&bc, vb.pp(format!("encoder.layer.{i}"))))
             .collect::<Result<Vec<_>>>()?;
-        let norm = layer_norm(d, LayerNormConfig { eps: config.layer_norm_eps, ..Default::default() }, vb.pp("layernorm"))?;
-        Ok(Self { config, patch, cls_token, position_embeddings, blocks, norm })
+        let norm = layer_norm(
+            d,
+            LayerNormConfig {
+                eps: config.layer_norm_eps,
+                ..Default::default()
+            },
+            vb.pp("layernorm"),
+        )?;
+        Ok(Self {
+            config,
+            patch,
+            cls_token,
+            position_embeddings,
+            blocks,
+            norm,
+        })
     }
 
     /// The architecture.

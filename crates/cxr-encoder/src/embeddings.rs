@@ -20,10 +20,15 @@ pub fn save_embeddings(path: &Path, rows: &[(String, Vec<f32>)]) -> Result<()> {
             return Err(Error::Input("empty patient id".into()));
         }
         if Some(v.len()) != dim || v.is_empty() {
-            return Err(Error::Input(format!("patient `{id}`: embedding of size {} where {dim:?} expected", v.len())));
+            return Err(Error::Input(format!(
+                "patient `{id}`: embedding of size {} where {dim:?} expected",
+                v.len()
+            )));
         }
         if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-            return Err(Error::Input(format!("patient `{id}`: embedding value {i} is not finite")));
+            return Err(Error::Input(format!(
+                "patient `{id}`: embedding value {i} is not finite"
+            )));
         }
         let t = Tensor::from_slice(v, v.len(), &Device::Cpu)?;
         if map.insert(id.clone(), t).is_some() {
@@ -40,7 +45,10 @@ pub fn load_embeddings(path: &Path) -> Result<Vec<(String, Vec<f32>)>> {
     let mut rows = Vec::with_capacity(map.len());
     for (id, t) in map {
         if t.rank() != 1 {
-            return Err(Error::Input(format!("{}: tensor `{id}` is not a vector", path.display())));
+            return Err(Error::Input(format!(
+                "{}: tensor `{id}` is not a vector",
+                path.display()
+            )));
         }
         rows.push((id, t.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?));
     }
@@ -56,7 +64,10 @@ mod tests {
     fn round_trip_and_rejections() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("emb.safetensors");
-        let rows = vec![("p2".to_string(), vec![1.0, 2.0]), ("p1".to_string(), vec![3.0, 4.0])];
+        let rows = vec![
+            ("p2".to_string(), vec![1.0, 2.0]),
+            ("p1".to_string(), vec![3.0, 4.0]),
+        ];
         save_embeddings(&p, &rows).unwrap();
         let back = load_embeddings(&p).unwrap();
         assert_eq!(back, vec![rows[1].clone(), rows[0].clone()]);
@@ -64,7 +75,10 @@ mod tests {
         assert!(matches!(save_embeddings(&p, &dup), Err(Error::Input(_))));
         let nan = vec![("a".to_string(), vec![f32::NAN])];
         assert!(matches!(save_embeddings(&p, &nan), Err(Error::Input(_))));
-        let ragged = vec![("a".to_string(), vec![1.0]), ("b".to_string(), vec![1.0, 2.0])];
+        let ragged = vec![
+            ("a".to_string(), vec![1.0]),
+            ("b".to_string(), vec![1.0, 2.0]),
+        ];
         assert!(save_embeddings(&p, &ragged).is_err());
         // The good file is still there after the failed writes.
         assert_eq!(load_embeddings(&p).unwrap().len(), 2);

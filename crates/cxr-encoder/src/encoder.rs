@@ -60,17 +60,26 @@ pub struct Normalize {
 impl Normalize {
     /// ImageNet statistics (torchvision ResNet, RadImageNet, DINOv2).
     pub fn imagenet() -> Self {
-        Self { mean: vec![0.485, 0.456, 0.406], std: vec![0.229, 0.224, 0.225] }
+        Self {
+            mean: vec![0.485, 0.456, 0.406],
+            std: vec![0.229, 0.224, 0.225],
+        }
     }
 
     /// OpenAI CLIP statistics (open_clip default; BiomedCLIP's preprocessing).
     pub fn clip() -> Self {
-        Self { mean: vec![0.481_454_66, 0.457_827_5, 0.408_210_73], std: vec![0.268_629_54, 0.261_302_58, 0.275_777_1] }
+        Self {
+            mean: vec![0.481_454_66, 0.457_827_5, 0.408_210_73],
+            std: vec![0.268_629_54, 0.261_302_58, 0.275_777_1],
+        }
     }
 
     /// No change for `channels` channels.
     pub fn identity(channels: usize) -> Self {
-        Self { mean: vec![0.0; channels], std: vec![1.0; channels] }
+        Self {
+            mean: vec![0.0; channels],
+            std: vec![1.0; channels],
+        }
     }
 }
 
@@ -90,17 +99,32 @@ pub struct CxrEncoderConfig {
 impl CxrEncoderConfig {
     /// A ResNet-50 encoder (frozen, 512-d embedding, ImageNet normalisation).
     pub fn resnet50() -> Self {
-        Self { backbone: BackboneConfig::ResNet(ResNetConfig::resnet50()), embed_dim: 512, freeze_backbone: true, normalize: Normalize::imagenet() }
+        Self {
+            backbone: BackboneConfig::ResNet(ResNetConfig::resnet50()),
+            embed_dim: 512,
+            freeze_backbone: true,
+            normalize: Normalize::imagenet(),
+        }
     }
 
     /// A DINOv2 encoder (frozen, 512-d embedding).
     pub fn dinov2(config: Dinov2Config) -> Self {
-        Self { backbone: BackboneConfig::Dinov2(config), embed_dim: 512, freeze_backbone: true, normalize: Normalize::imagenet() }
+        Self {
+            backbone: BackboneConfig::Dinov2(config),
+            embed_dim: 512,
+            freeze_backbone: true,
+            normalize: Normalize::imagenet(),
+        }
     }
 
     /// BiomedCLIP's vision tower (frozen, 512-d embedding).
     pub fn biomedclip() -> Self {
-        Self { backbone: BackboneConfig::Clip(ClipVisionConfig::vit_b16()), embed_dim: 512, freeze_backbone: true, normalize: Normalize::clip() }
+        Self {
+            backbone: BackboneConfig::Clip(ClipVisionConfig::vit_b16()),
+            embed_dim: 512,
+            freeze_backbone: true,
+            normalize: Normalize::clip(),
+        }
     }
 
     fn validate(&self) -> Result<()> {
@@ -109,10 +133,21 @@ impl CxrEncoderConfig {
         }
         let c = self.backbone.in_channels();
         if self.normalize.mean.len() != c || self.normalize.std.len() != c {
-            return Err(Error::config("normalize", format!("needs {c} means and stds")));
+            return Err(Error::config(
+                "normalize",
+                format!("needs {c} means and stds"),
+            ));
         }
-        if self.normalize.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-            return Err(Error::config("normalize.std", "must be finite and positive"));
+        if self
+            .normalize
+            .std
+            .iter()
+            .any(|s| !s.is_finite() || *s <= 0.0)
+        {
+            return Err(Error::config(
+                "normalize.std",
+                "must be finite and positive",
+            ));
         }
         Ok(())
     }
@@ -150,12 +185,28 @@ impl CxrEncoder {
             BackboneConfig::Dinov2(c) => Backbone::Dinov2(Dinov2::new(c, bvb)?),
             BackboneConfig::Clip(c) => Backbone::Clip(ClipVision::new(c, bvb)?),
         };
-        let proj = candle_nn::linear(config.backbone.feature_dim(), config.embed_dim, vb.pp("proj"))?;
+        let proj = candle_nn::linear(
+            config.backbone.feature_dim(),
+            config.embed_dim,
+            vb.pp("proj"),
+        )?;
         let head = candle_nn::linear(config.embed_dim, 1, vb.pp("head"))?;
         let c = config.backbone.in_channels();
-        let mean = Tensor::from_slice(&config.normalize.mean, (1, c, 1, 1), device)?.to_dtype(dtype)?;
-        let std = Tensor::from_slice(&config.normalize.std, (1, c, 1, 1), device)?.to_dtype(dtype)?;
-        Ok(Self { config, map, backbone, proj, head, mean, std, device: device.clone(), dtype })
+        let mean =
+            Tensor::from_slice(&config.normalize.mean, (1, c, 1, 1), device)?.to_dtype(dtype)?;
+        let std =
+            Tensor::from_slice(&config.normalize.std, (1, c, 1, 1), device)?.to_dtype(dtype)?;
+        Ok(Self {
+            config,
+            map,
+            backbone,
+            proj,
+            head,
+            mean,
+            std,
+            device: device.clone(),
+            dtype,
+        })
     }
 
     /// The configuration.
@@ -183,7 +234,9 @@ impl CxrEncoder {
     pub fn trainable_vars(&self) -> Vec<(String, Var)> {
         cmkd_train::sorted_vars(&self.map)
             .into_iter()
-            .filter(|(n, _)| !is_buffer(n) && !(self.config.freeze_backbone && n.starts_with(BACKBONE_PREFIX)))
+            .filter(|(n, _)| {
+                !is_buffer(n) && !(self.config.freeze_backbone && n.starts_with(BACKBONE_PREFIX))
+            })
             .collect()
     }
 
@@ -199,12 +252,22 @@ impl CxrEncoder {
     pub fn features(&self, pixels: &Tensor, train: bool) -> Result<Tensor> {
         let c = self.config.backbone.in_channels();
         if pixels.rank() != 4 {
-            return Err(Error::Input(format!("images must be (batch, channels, h, w), got {:?}", pixels.dims())));
+            return Err(Error::Input(format!(
+                "images must be (batch, channels, h, w), got {:?}",
+                pixels.dims()
+            )));
         }
         if pixels.dim(1)? != c {
-            return Err(Error::Channels { model: "CxrEncoder", expected: c, found: pixels.dim(1)? });
+            return Err(Error::Channels {
+                model: "CxrEncoder",
+                expected: c,
+                found: pixels.dim(1)?,
+            });
         }
-        let x = pixels.to_dtype(self.dtype)?.broadcast_sub(&self.mean)?.broadcast_div(&self.std)?;
+        let x = pixels
+            .to_dtype(self.dtype)?
+            .broadcast_sub(&self.mean)?
+            .broadcast_div(&self.std)?;
         let frozen = self.config.freeze_backbone;
         let f = match &self.backbone {
             Backbone::ResNet(m) => m.forward(&x, train && !frozen)?,
@@ -231,14 +294,19 @@ impl CxrEncoder {
     /// Stacks single-channel images (all the same size) into a `(batch, channels, h, w)` tensor,
     /// repeating the gray channel as the backbone needs.
     pub fn images_to_tensor(&self, images: &[&Image2d]) -> Result<Tensor> {
-        let first = images.first().ok_or_else(|| Error::Input("empty batch of images".into()))?;
+        let first = images
+            .first()
+            .ok_or_else(|| Error::Input("empty batch of images".into()))?;
         let c = self.config.backbone.in_channels();
         let mut ts = Vec::with_capacity(images.len());
         for img in images {
             if (img.width(), img.height()) != (first.width(), first.height()) {
                 return Err(Error::Input(format!(
                     "images of one batch must share a size: {}x{} and {}x{}",
-                    first.width(), first.height(), img.width(), img.height()
+                    first.width(),
+                    first.height(),
+                    img.width(),
+                    img.height()
                 )));
             }
             ts.push(img.to_tensor(c, &self.device)?);
@@ -248,7 +316,12 @@ impl CxrEncoder {
 
     /// Embeds `(patient id, image)` items in batches of `batch_size` (frozen, evaluation mode) and
     /// writes the table to `path` (see [`crate::embeddings`]). Shows a progress bar.
-    pub fn extract(&self, items: &[(String, Image2d)], batch_size: usize, path: &Path) -> Result<()> {
+    pub fn extract(
+        &self,
+        items: &[(String, Image2d)],
+        batch_size: usize,
+        path: &Path,
+    ) -> Result<()> {
         if batch_size == 0 {
             return Err(Error::config("batch_size", "must be positive"));
         }

@@ -41,7 +41,10 @@ fn max3_stride2_last(x: &Tensor) -> Result<Tensor> {
     let first = a.narrow(D::Minus1, 0, 1)?;
     let second = a.narrow(D::Minus1, 1, 1)?;
     let third = pairs.narrow(last, 1, out)?.narrow(D::Minus1, 0, 1)?;
-    Ok(first.maximum(&second)?.maximum(&third)?.squeeze(D::Minus1)?)
+    Ok(first
+        .maximum(&second)?
+        .maximum(&third)?
+        .squeeze(D::Minus1)?)
 }
 
 /// `torch.nn.MaxPool2d(kernel_size=3, stride=2, padding=1)` on `(batch, channels, h, w)`, with a
@@ -80,12 +83,21 @@ mod tests {
     fn matches_direct_pooling_and_routes_gradient_to_maxima() {
         for (h, w) in [(7, 8), (8, 7), (1, 1), (2, 5), (6, 6)] {
             let data: Vec<f32> = (0..h * w).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
-            let x = Var::from_tensor(&Tensor::from_vec(data.clone(), (1, 1, h, w), &Device::Cpu).unwrap()).unwrap();
+            let x = Var::from_tensor(
+                &Tensor::from_vec(data.clone(), (1, 1, h, w), &Device::Cpu).unwrap(),
+            )
+            .unwrap();
             let y = max_pool_3x3_s2(x.as_tensor()).unwrap();
             let got = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(got, reference(&data, h, w), "{h}x{w}");
             let g = y.sum_all().unwrap().backward().unwrap();
-            let gx = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let gx = g
+                .get(x.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             // Each output sends a total gradient of 1 to the input (ties split it).
             let total: f32 = gx.iter().sum();
             assert!((total - got.len() as f32).abs() < 1e-4, "{h}x{w}: {total}");

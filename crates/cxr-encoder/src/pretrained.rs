@@ -34,12 +34,18 @@ pub enum WeightSource {
 impl WeightSource {
     /// A hub source.
     pub fn hub(repo: &str, revision: &str, file: &str) -> Self {
-        WeightSource::Hub { repo: repo.into(), revision: revision.into(), file: file.into() }
+        WeightSource::Hub {
+            repo: repo.into(),
+            revision: revision.into(),
+            file: file.into(),
+        }
     }
 
     /// The local path of the weights, downloading them if needed and allowed (see the module docs).
     pub fn resolve(&self) -> Result<PathBuf> {
-        let offline = std::env::var("HF_HUB_OFFLINE").map(|v| v == "1" || v.eq_ignore_ascii_case("true")).unwrap_or(false);
+        let offline = std::env::var("HF_HUB_OFFLINE")
+            .map(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+            .unwrap_or(false);
         self.resolve_with(&Cache::from_env(), offline)
     }
 
@@ -51,24 +57,46 @@ impl WeightSource {
                 if p.is_file() {
                     Ok(p.clone())
                 } else {
-                    Err(Error::Io { path: p.clone(), source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such weights file") })
+                    Err(Error::Io {
+                        path: p.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "no such weights file",
+                        ),
+                    })
                 }
             }
-            WeightSource::Hub { repo, revision, file } => {
-                let err = |reason: String| Error::Hub { repo: repo.clone(), revision: revision.clone(), file: file.clone(), reason };
+            WeightSource::Hub {
+                repo,
+                revision,
+                file,
+            } => {
+                let err = |reason: String| Error::Hub {
+                    repo: repo.clone(),
+                    revision: revision.clone(),
+                    file: file.clone(),
+                    reason,
+                };
                 if let Some(p) = cached(cache, repo, revision, file) {
                     return Ok(p);
                 }
                 if offline {
-                    return Err(err(format!("not in the cache at {} and HF_HUB_OFFLINE is set", cache.path().display())));
+                    return Err(err(format!(
+                        "not in the cache at {} and HF_HUB_OFFLINE is set",
+                        cache.path().display()
+                    )));
                 }
                 let api = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone())
                     .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                     .build()
                     .map_err(|e| err(e.to_string()))?;
-                api.repo(Repo::with_revision(repo.clone(), RepoType::Model, revision.clone()))
-                    .get(file)
-                    .map_err(|e| err(e.to_string()))
+                api.repo(Repo::with_revision(
+                    repo.clone(),
+                    RepoType::Model,
+                    revision.clone(),
+                ))
+                .get(file)
+                .map_err(|e| err(e.to_string()))
             }
         }
     }
@@ -80,7 +108,12 @@ fn cached(cache: &Cache, repo: &str, revision: &str, file: &str) -> Option<PathB
     if let Some(p) = cache.repo(r.clone()).get(file) {
         return Some(p);
     }
-    let p = cache.path().join(r.folder_name()).join("snapshots").join(revision).join(file);
+    let p = cache
+        .path()
+        .join(r.folder_name())
+        .join("snapshots")
+        .join(revision)
+        .join(file);
     p.is_file().then_some(p)
 }
 
@@ -95,7 +128,11 @@ const ALIASES: [(&str, &str); 4] = [
 ];
 
 fn aliases(key: &str) -> Vec<String> {
-    ALIASES.iter().filter(|(old, _)| key.contains(old)).map(|(old, new)| key.replace(old, new)).collect()
+    ALIASES
+        .iter()
+        .filter(|(old, _)| key.contains(old))
+        .map(|(old, new)| key.replace(old, new))
+        .collect()
 }
 
 /// What [`load_into`] did besides loading.
@@ -112,13 +149,19 @@ pub struct LoadReport {
 /// (`num_batches_tracked`) are ignored, and DINOv2 files saved by transformers 5 (renamed attention
 /// tensors) load like the hub's. Nothing is written unless every tensor is present with the
 /// right shape; otherwise the error names the first missing or mis-shaped tensor.
-pub fn load_into(map: &VarMap, file: &Path, var_prefix: &str, file_prefix: &str) -> Result<LoadReport> {
+pub fn load_into(
+    map: &VarMap,
+    file: &Path,
+    var_prefix: &str,
+    file_prefix: &str,
+) -> Result<LoadReport> {
     // SAFETY: the file is only read; concurrent modification of a weights file is not supported.
     let st = unsafe { MmapedSafetensors::new(file) }.map_err(|e| Error::Io {
         path: file.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
     })?;
-    let names: std::collections::HashSet<String> = st.tensors().into_iter().map(|(n, _)| n).collect();
+    let names: std::collections::HashSet<String> =
+        st.tensors().into_iter().map(|(n, _)| n).collect();
     let vars = cmkd_train::sorted_vars(map);
     let mut plan = Vec::new();
     let mut used = std::collections::HashSet::new();
@@ -129,12 +172,22 @@ pub fn load_into(map: &VarMap, file: &Path, var_prefix: &str, file_prefix: &str)
         } else {
             match aliases(&key).into_iter().find(|k| names.contains(k)) {
                 Some(k) => k,
-                None => return Err(Error::MissingTensor { file: file.to_path_buf(), name: key }),
+                None => {
+                    return Err(Error::MissingTensor {
+                        file: file.to_path_buf(),
+                        name: key,
+                    })
+                }
             }
         };
         let t = st.load(&key, var.device())?;
         if t.dims() != var.dims() {
-            return Err(Error::ShapeMismatch { file: file.to_path_buf(), name: key, expected: var.dims().to_vec(), found: t.dims().to_vec() });
+            return Err(Error::ShapeMismatch {
+                file: file.to_path_buf(),
+                name: key,
+                expected: var.dims().to_vec(),
+                found: t.dims().to_vec(),
+            });
         }
         plan.push((var.clone(), t.to_dtype(var.dtype())?));
         used.insert(key);
@@ -145,7 +198,9 @@ pub fn load_into(map: &VarMap, file: &Path, var_prefix: &str, file_prefix: &str)
     }
     let mut unused: Vec<String> = names
         .into_iter()
-        .filter(|n| n.starts_with(file_prefix) && !used.contains(n) && !n.ends_with("num_batches_tracked"))
+        .filter(|n| {
+            n.starts_with(file_prefix) && !used.contains(n) && !n.ends_with("num_batches_tracked")
+        })
         .collect();
     unused.sort();
     Ok(LoadReport { loaded, unused })
@@ -160,22 +215,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path().to_path_buf());
         let hash = "0123456789abcdef0123456789abcdef01234567";
-        let repo = cache.repo(Repo::with_revision("org/model".into(), RepoType::Model, "main".into()));
+        let repo = cache.repo(Repo::with_revision(
+            "org/model".into(),
+            RepoType::Model,
+            "main".into(),
+        ));
         repo.create_ref(hash).unwrap();
         let snap = dir.path().join("models--org--model/snapshots").join(hash);
         std::fs::create_dir_all(&snap).unwrap();
         std::fs::write(snap.join("model.safetensors"), b"x").unwrap();
 
         let by_branch = WeightSource::hub("org/model", "main", "model.safetensors");
-        assert_eq!(by_branch.resolve_with(&cache, true).unwrap(), snap.join("model.safetensors"));
+        assert_eq!(
+            by_branch.resolve_with(&cache, true).unwrap(),
+            snap.join("model.safetensors")
+        );
         let by_commit = WeightSource::hub("org/model", hash, "model.safetensors");
-        assert_eq!(by_commit.resolve_with(&cache, true).unwrap(), snap.join("model.safetensors"));
+        assert_eq!(
+            by_commit.resolve_with(&cache, true).unwrap(),
+            snap.join("model.safetensors")
+        );
         // Offline and absent: a typed error naming the repository and file, no network attempt.
         let missing = WeightSource::hub("org/model", "main", "other.safetensors");
         match missing.resolve_with(&cache, true) {
-            Err(Error::Hub { repo, file, .. }) => assert_eq!((repo.as_str(), file.as_str()), ("org/model", "other.safetensors")),
+            Err(Error::Hub { repo, file, .. }) => assert_eq!(
+                (repo.as_str(), file.as_str()),
+                ("org/model", "other.safetensors")
+            ),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(WeightSource::File(dir.path().join("nope")).resolve(), Err(Error::Io { .. })));
+        assert!(matches!(
+            WeightSource::File(dir.path().join("nope")).resolve(),
+            Err(Error::Io { .. })
+        ));
     }
 }

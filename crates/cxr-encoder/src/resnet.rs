@@ -76,16 +76,29 @@ impl ResNetConfig {
 
     fn validate(&self) -> Result<()> {
         if self.in_channels == 0 || self.stem_width == 0 || self.widths.contains(&0) {
-            return Err(Error::config("resnet", format!("widths must be non-zero: {self:?}")));
+            return Err(Error::config(
+                "resnet",
+                format!("widths must be non-zero: {self:?}"),
+            ));
         }
         if self.layers.contains(&0) {
-            return Err(Error::config("resnet.layers", "every stage needs at least one block"));
+            return Err(Error::config(
+                "resnet.layers",
+                "every stage needs at least one block",
+            ));
         }
         Ok(())
     }
 }
 
-fn conv(i: usize, o: usize, k: usize, stride: usize, padding: usize, vb: VarBuilder) -> Result<Conv2d> {
+fn conv(
+    i: usize,
+    o: usize,
+    k: usize,
+    stride: usize,
+    padding: usize,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
     let cfg = Conv2dConfig {
         padding,
         stride,
@@ -105,18 +118,39 @@ struct ResBlock {
 }
 
 impl ResBlock {
-    fn new(kind: BlockKind, inp: usize, width: usize, stride: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        kind: BlockKind,
+        inp: usize,
+        width: usize,
+        stride: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let out = width * kind.expansion();
         let mut convs = Vec::new();
         match kind {
             BlockKind::Basic => {
-                convs.push((conv(inp, width, 3, stride, 1, vb.pp("conv1"))?, BatchNorm2d::new(width, vb.pp("bn1"))?));
-                convs.push((conv(width, width, 3, 1, 1, vb.pp("conv2"))?, BatchNorm2d::new(width, vb.pp("bn2"))?));
+                convs.push((
+                    conv(inp, width, 3, stride, 1, vb.pp("conv1"))?,
+                    BatchNorm2d::new(width, vb.pp("bn1"))?,
+                ));
+                convs.push((
+                    conv(width, width, 3, 1, 1, vb.pp("conv2"))?,
+                    BatchNorm2d::new(width, vb.pp("bn2"))?,
+                ));
             }
             BlockKind::Bottleneck => {
-                convs.push((conv(inp, width, 1, 1, 0, vb.pp("conv1"))?, BatchNorm2d::new(width, vb.pp("bn1"))?));
-                convs.push((conv(width, width, 3, stride, 1, vb.pp("conv2"))?, BatchNorm2d::new(width, vb.pp("bn2"))?));
-                convs.push((conv(width, out, 1, 1, 0, vb.pp("conv3"))?, BatchNorm2d::new(out, vb.pp("bn3"))?));
+                convs.push((
+                    conv(inp, width, 1, 1, 0, vb.pp("conv1"))?,
+                    BatchNorm2d::new(width, vb.pp("bn1"))?,
+                ));
+                convs.push((
+                    conv(width, width, 3, stride, 1, vb.pp("conv2"))?,
+                    BatchNorm2d::new(width, vb.pp("bn2"))?,
+                ));
+                convs.push((
+                    conv(width, out, 1, 1, 0, vb.pp("conv3"))?,
+                    BatchNorm2d::new(out, vb.pp("bn3"))?,
+                ));
             }
         }
         let downsample = if stride != 1 || inp != out {
@@ -160,7 +194,14 @@ impl ResNet {
     /// Builds the trunk under `vb` with torchvision names (`conv1`, `bn1`, `layer1.0.conv1`, ...).
     pub fn new(config: ResNetConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
-        let conv1 = conv(config.in_channels, config.stem_width, 7, 2, 3, vb.pp("conv1"))?;
+        let conv1 = conv(
+            config.in_channels,
+            config.stem_width,
+            7,
+            2,
+            3,
+            vb.pp("conv1"),
+        )?;
         let bn1 = BatchNorm2d::new(config.stem_width, vb.pp("bn1"))?;
         let mut inp = config.stem_width;
         let mut stages = Vec::new();
@@ -169,7 +210,13 @@ impl ResNet {
             let vbs = vb.pp(format!("layer{}", s + 1));
             let mut blocks = Vec::new();
             for b in 0..config.layers[s] {
-                let blk = ResBlock::new(config.block, inp, config.widths[s], if b == 0 { stride } else { 1 }, vbs.pp(b))?;
+                let blk = ResBlock::new(
+                    config.block,
+                    inp,
+                    config.widths[s],
+                    if b == 0 { stride } else { 1 },
+                    vbs.pp(b),
+                )?;
                 inp = config.widths[s] * config.block.expansion();
                 blocks.push(blk);
             }
@@ -191,7 +238,10 @@ impl ResNet {
     /// Feature map before pooling, `(batch, out_dim, h/32, w/32)`.
     pub fn forward_map(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if x.rank() != 4 {
-            return Err(Error::Input(format!("ResNet takes (batch, channels, h, w), got {:?}", x.dims())));
+            return Err(Error::Input(format!(
+                "ResNet takes (batch, channels, h, w), got {:?}",
+                x.dims()
+            )));
         }
         let c = x.dim(1)?;
         if c != self.config.in_channels {

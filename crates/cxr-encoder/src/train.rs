@@ -29,7 +29,11 @@ pub trait Classifier {
 pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let targets = targets.to_dtype(logits.dtype())?;
     if logits.dims() != targets.dims() {
-        return Err(Error::Input(format!("logits {:?} and targets {:?} differ in shape", logits.dims(), targets.dims())));
+        return Err(Error::Input(format!(
+            "logits {:?} and targets {:?} differ in shape",
+            logits.dims(),
+            targets.dims()
+        )));
     }
     let softplus = ((logits.abs()?.neg()?.exp()? + 1.0)?).log()?;
     Ok(((logits.relu()? - (logits * &targets)?)? + softplus)?.mean_all()?)
@@ -53,7 +57,16 @@ pub struct FitConfig {
 impl FitConfig {
     /// The paper's classifier recipe: AdamW, lr 1e-6, batch size 2.
     pub fn paper(epochs: usize) -> Self {
-        Self { optimizer: AdamWConfig { lr: 1e-6, ..Default::default() }, batch_size: 2, epochs, max_grad_norm: None, seed: 0 }
+        Self {
+            optimizer: AdamWConfig {
+                lr: 1e-6,
+                ..Default::default()
+            },
+            batch_size: 2,
+            epochs,
+            max_grad_norm: None,
+            seed: 0,
+        }
     }
 }
 
@@ -73,7 +86,12 @@ impl ClassifierTrainer {
         }
         let vars = model.trainable_vars();
         let opt = AdamW::new(vars.clone(), config.optimizer)?;
-        Ok(Self { opt, vars, config, rng: rand::rngs::StdRng::seed_from_u64(config.seed) })
+        Ok(Self {
+            opt,
+            vars,
+            config,
+            rng: rand::rngs::StdRng::seed_from_u64(config.seed),
+        })
     }
 
     /// The optimizer (for its state, learning rate and step count).
@@ -82,14 +100,22 @@ impl ClassifierTrainer {
     }
 
     /// One step on `batch` with binary `labels`; returns the loss. Fails on a non-finite loss.
-    pub fn step<M: Classifier>(&mut self, model: &M, batch: &[&M::Item], labels: &[f32]) -> Result<f64, M::Error> {
+    pub fn step<M: Classifier>(
+        &mut self,
+        model: &M,
+        batch: &[&M::Item],
+        labels: &[f32],
+    ) -> Result<f64, M::Error> {
         if batch.len() != labels.len() || batch.is_empty() {
-            return Err(Error::Input(format!("{} items and {} labels", batch.len(), labels.len())).into());
+            return Err(
+                Error::Input(format!("{} items and {} labels", batch.len(), labels.len())).into(),
+            );
         }
         let logits = model.logits(batch, true)?;
         let y = Tensor::from_slice(labels, labels.len(), logits.device())?;
         let loss = bce_with_logits(&logits, &y)?;
-        let value = cmkd_train::guard::finite_scalar(&loss, "classifier loss", self.opt.step_count())?;
+        let value =
+            cmkd_train::guard::finite_scalar(&loss, "classifier loss", self.opt.step_count())?;
         let mut grads = loss.backward()?;
         if let Some(max) = self.config.max_grad_norm {
             cmkd_train::clip_grad_norm(&mut grads, &self.vars, max, self.opt.step_count())?;
@@ -100,7 +126,11 @@ impl ClassifierTrainer {
 
     /// Trains for `config.epochs` epochs over `(item, label)` pairs in seeded random order, with a
     /// progress bar showing the running loss. Returns the mean loss of each epoch.
-    pub fn fit<M: Classifier>(&mut self, model: &M, data: &[(M::Item, f32)]) -> Result<Vec<f64>, M::Error> {
+    pub fn fit<M: Classifier>(
+        &mut self,
+        model: &M,
+        data: &[(M::Item, f32)],
+    ) -> Result<Vec<f64>, M::Error> {
         if data.is_empty() {
             return Err(Error::Input("no training data".into()).into());
         }
@@ -129,7 +159,11 @@ impl ClassifierTrainer {
 }
 
 /// PE probabilities of `items` in evaluation mode, `batch_size` at a time.
-pub fn predict_proba<M: Classifier>(model: &M, items: &[&M::Item], batch_size: usize) -> Result<Vec<f32>, M::Error> {
+pub fn predict_proba<M: Classifier>(
+    model: &M,
+    items: &[&M::Item],
+    batch_size: usize,
+) -> Result<Vec<f32>, M::Error> {
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(batch_size.max(1)) {
         let p = candle_nn::ops::sigmoid(&model.logits(chunk, false)?)?;
@@ -163,7 +197,13 @@ mod tests {
         };
         let v = l.to_scalar::<f64>().unwrap();
         assert!((v - f(&xs)).abs() < 1e-9, "{v} vs {}", f(&xs));
-        let g = l.backward().unwrap().get(x.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        let g = l
+            .backward()
+            .unwrap()
+            .get(x.as_tensor())
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         for i in 1..4 {
             let (mut a, mut b) = (xs, xs);
             a[i] += 1e-6;

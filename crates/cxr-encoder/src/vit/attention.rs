@@ -32,7 +32,13 @@ fn linear(i: usize, o: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
 
 impl Attention {
     /// Builds the attention of width `dim` with `heads` heads, named after `naming`.
-    pub fn new(dim: usize, heads: usize, qkv_bias: bool, naming: Naming, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        heads: usize,
+        qkv_bias: bool,
+        naming: Naming,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         if heads == 0 || dim % heads != 0 {
             return Err(crate::Error::config(
                 "heads",
@@ -80,7 +86,9 @@ impl Attention {
         };
         let hd = self.dim / self.heads;
         let split = |t: Tensor| -> candle_core::Result<Tensor> {
-            t.reshape((b, n, self.heads, hd))?.transpose(1, 2)?.contiguous()
+            t.reshape((b, n, self.heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()
         };
         let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let mut att = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
@@ -96,7 +104,12 @@ impl Attention {
 /// An additive key mask of shape `(batch, 1, 1, tokens)` from per-sample valid lengths: 0 for the
 /// first `lengths[b]` tokens of sample `b`, a large negative number for the rest, so padded tokens
 /// get exactly zero attention weight (in f32) from every query.
-pub fn attention_mask(lengths: &[usize], tokens: usize, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+pub fn attention_mask(
+    lengths: &[usize],
+    tokens: usize,
+    dtype: DType,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
     let neg = match dtype {
         DType::F16 | DType::BF16 => -1e4f32,
         _ => -1e9f32,

@@ -45,7 +45,10 @@ impl PatchEmbed {
     /// `(batch, channels, h, w)` to `(batch, rows * cols, dim)` tokens, row-major over the grid.
     pub fn forward(&self, x: &Tensor, model: &'static str) -> Result<Tensor> {
         if x.rank() != 4 {
-            return Err(Error::Input(format!("{model} takes (batch, channels, h, w), got {:?}", x.dims())));
+            return Err(Error::Input(format!(
+                "{model} takes (batch, channels, h, w), got {:?}",
+                x.dims()
+            )));
         }
         let (b, c, h, w) = x.dims4()?;
         if c != self.channels {

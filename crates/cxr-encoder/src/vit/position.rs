@@ -29,7 +29,12 @@ pub fn bicubic_weights(in_len: usize, out_len: usize) -> Vec<f32> {
         let real = scale * (o as f64 + 0.5) - 0.5;
         let f = real.floor();
         let t = real - f;
-        let coeffs = [cubic2(t + 1.0, a), cubic1(t, a), cubic1(1.0 - t, a), cubic2(2.0 - t, a)];
+        let coeffs = [
+            cubic2(t + 1.0, a),
+            cubic1(t, a),
+            cubic1(1.0 - t, a),
+            cubic2(2.0 - t, a),
+        ];
         for (k, c) in coeffs.iter().enumerate() {
             let idx = (f as i64 - 1 + k as i64).clamp(0, in_len as i64 - 1) as usize;
             w[o * in_len + idx] += c;
@@ -89,7 +94,9 @@ pub fn resample_grid(pos: &Tensor, from: (usize, usize), to: (usize, usize)) -> 
 pub fn resample_sequence(pos: &Tensor, out_len: usize) -> Result<Tensor> {
     let n = pos.dim(0)?;
     if out_len == 0 {
-        return Err(Error::Input("cannot resample position embeddings to 0 positions".into()));
+        return Err(Error::Input(
+            "cannot resample position embeddings to 0 positions".into(),
+        ));
     }
     if n == out_len {
         return Ok(pos.clone());
@@ -104,7 +111,9 @@ pub fn split_class(pos: &Tensor) -> Result<(Tensor, Tensor)> {
     let pos = pos.squeeze(0)?;
     let n = pos.dim(0)?;
     if n < 2 {
-        return Err(Error::Input(format!("position embeddings have only {n} rows")));
+        return Err(Error::Input(format!(
+            "position embeddings have only {n} rows"
+        )));
     }
     Ok((pos.narrow(0, 0, 1)?, pos.narrow(0, 1, n - 1)?))
 }
@@ -138,12 +147,21 @@ mod tests {
     #[test]
     fn sequence_resampling_keeps_constants_and_has_gradient() {
         let dev = Device::Cpu;
-        let pos = candle_core::Var::from_tensor(&Tensor::ones((6, 3), candle_core::DType::F32, &dev).unwrap()).unwrap();
+        let pos = candle_core::Var::from_tensor(
+            &Tensor::ones((6, 3), candle_core::DType::F32, &dev).unwrap(),
+        )
+        .unwrap();
         let out = resample_sequence(pos.as_tensor(), 11).unwrap();
         let v = out.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert!(v.iter().all(|x| (x - 1.0).abs() < 1e-6));
         let g = out.sum_all().unwrap().backward().unwrap();
-        let gs = g.get(pos.as_tensor()).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let gs = g
+            .get(pos.as_tensor())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!((gs - 33.0).abs() < 1e-4);
         assert!(resample_grid(pos.as_tensor(), (2, 3), (4, 4)).is_ok());
         assert!(resample_grid(pos.as_tensor(), (2, 2), (4, 4)).is_err());
