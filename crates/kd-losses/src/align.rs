@@ -245,3 +245,85 @@ impl Objective for Bce {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, randn};
+    use crate::Error;
+    use candle_core::Device;
+    use proptest::prelude::*;
+
+    fn m<const N: usize>(v: [[f64; 2]; N]) -> Tensor {
+        Tensor::new(&v, &Device::Cpu).unwrap()
+    }
+
+    fn s(t: Tensor) -> f64 {
+        t.to_scalar::<f64>().unwrap()
+    }
+
+    #[test]
+    fn hand_computed_values() {
+        let a = m([[1.0, 0.0], [1.0, 1.0]]);
+        let b = m([[0.0, 1.0], [2.0, 2.0]]);
+        // (1 + 1 + 1 + 1) / 4
+        assert_eq!(s(Mse.forward(&a, &b).unwrap()), 1.0);
+        // cos = 0 and 1: mean(1 - 0, 1 - 1)
+        assert!((s(Cosine::default().forward(&a, &b).unwrap()) - 0.5).abs() < 1e-15);
+        // d = (0.5, 2, 0, -1) with beta 1: 0.125, 1.5, 0, 0.5 -> mean 0.53125
+        let c = m([[0.5, 2.0], [0.0, -1.0]]);
+        let z = m([[0.0, 0.0], [0.0, 0.0]]);
+        assert!((s(SmoothL1::default().forward(&c, &z).unwrap()) - 0.53125).abs() < 1e-15);
+        // beta 2: 0.0625, 1.0, 0, 0.25 -> 0.328125
+        let l2 = SmoothL1::new(SmoothL1Config { beta: 2.0 }).unwrap();
+        assert!((s(l2.forward(&c, &z).unwrap()) - 0.328125).abs() < 1e-15);
+        // BCE: x = 0, y = 1 -> ln 2; x = 2, y = 0.25 (soft) -> ln(1 + e^2) - 0.5
+        let x = Tensor::new(&[0.0f64, 2.0], &Device::Cpu).unwrap();
+        let y = Tensor::new(&[1.0f64, 0.25], &Device::Cpu).unwrap();
+        let want = (2f64.ln() + (1.0 + 2f64.exp()).ln() - 0.5) / 2.0;
+        assert!((s(Bce::default().forward(&x, &y).unwrap()) - want).abs() < 1e-14);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let t = randn(2, 4, 6, 1.0);
+        let x0 = randn(1, 4, 6, 1.0);
+        assert!(check(&x0, 1e-6, |x| Mse.forward(x, &t)) > 0.0);
+        assert!(check(&x0, 1e-6, |x| Cosine::default().forward(x, &t)) > 0.0);
+        assert!(check(&x0, 1e-6, |x| SmoothL1::default().forward(x, &t)) > 0.0);
+        let z0 = randn(3, 8, 1, 3.0);
+        let soft = crate::logistic::sigmoid(&randn(4, 8, 1, 2.0)).unwrap();
+        assert!(check(&z0, 1e-6, |z| Bce::default().forward(z, &soft)) > 0.0);
+    }
+
+    #[test]
+    fn typed_errors() {
+        let a = randn(1, 3, 4, 1.0);
+        let b = randn(2, 3, 5, 1.0);
+        assert!(matches!(Mse.forward(&a, &b), Err(Error::ShapeMismatch { .. })));
+        let nan = (a.clone() * f64::NAN).unwrap();
+        assert!(matches!(
+            Cosine::default().forward(&nan, &a),
+            Err(Error::NonFinite { tensor: "student", .. })
+        ));
+        let v = Tensor::new(&[1.0f64, 2.0], &Device::Cpu).unwrap();
+        assert!(matches!(
+            Bce::default().forward(&v, &v),
+            Err(Error::BadShape { tensor: "targets", .. })
+        ));
+        assert!(SmoothL1::new(SmoothL1Config { beta: 0.0 }).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn cosine_is_scale_invariant(seed in 0u64..1000, a in 0.01f64..100.0, b in 0.01f64..100.0) {
+            let s0 = randn(seed, 5, 7, 1.0);
+            let t0 = randn(seed + 1, 5, 7, 1.0);
+            let base = s(Cosine::default().forward(&s0, &t0).unwrap());
+            let scaled = s(Cosine::default().forward(&(s0 * a).unwrap(), &(t0 * b).unwrap()).unwrap());
+            prop_assert!((base - scaled).abs() < 1e-12);
+            prop_assert!((0.0..=2.0).contains(&base));
+        }
+    }
+}

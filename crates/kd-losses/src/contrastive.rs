@@ -155,3 +155,105 @@ impl Objective for Contrastive {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, randn};
+    use candle_core::Device;
+
+    fn raw(margin: f64) -> Contrastive {
+        Contrastive::new(ContrastiveConfig {
+            margin,
+            normalize: false,
+            exclude_same_label: false,
+        })
+        .unwrap()
+    }
+
+    fn s(t: &Tensor) -> f64 {
+        t.to_scalar::<f64>().unwrap()
+    }
+
+    #[test]
+    fn hand_computed_value() {
+        let d = Device::Cpu;
+        let st = Tensor::new(&[[0.0f64], [1.0]], &d).unwrap();
+        let te = Tensor::new(&[[0.0f64], [3.0]], &d).unwrap();
+        // positives: 0 and (1-3)^2 = 4 -> 2; negatives: d(s0,t1) = 3 -> 0, d(s1,t0) = 1 -> (2-1)^2
+        // = 1 -> 0.5.
+        let p = raw(2.0).forward(&st, &te, None).unwrap();
+        assert!((s(&p.positive) - 2.0).abs() < 1e-12);
+        assert!((s(&p.negative) - 0.5).abs() < 1e-9);
+        assert!((s(&p.total) - 2.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn zero_for_identical_positives_and_far_negatives() {
+        // Orthonormal rows: positives identical, negatives at distance sqrt(2) > margin 1.
+        let e = Tensor::eye(4, candle_core::DType::F64, &Device::Cpu).unwrap();
+        let p = Contrastive::default().forward(&(&e * 3.0).unwrap(), &e, None).unwrap();
+        assert_eq!(s(&p.total), 0.0);
+        // The same pairs with a larger margin are penalised.
+        let p = Contrastive::new(ContrastiveConfig {
+            margin: 2.0,
+            ..Default::default()
+        })
+        .unwrap()
+        .forward(&e, &e, None)
+        .unwrap();
+        assert!((s(&p.total) - (2.0 - 2f64.sqrt()).powi(2)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn same_label_negatives_can_be_dropped() {
+        let d = Device::Cpu;
+        let st = Tensor::new(&[[0.0f64], [1.0], [5.0]], &d).unwrap();
+        let y = Tensor::new(&[1.0f64, 1.0, 0.0], &d).unwrap();
+        let c = Contrastive::new(ContrastiveConfig {
+            margin: 2.0,
+            normalize: false,
+            exclude_same_label: true,
+        })
+        .unwrap();
+        // Remaining negatives: (0,2) d=5, (1,2) d=4, (2,0) d=5, (2,1) d=4: all beyond the margin.
+        assert!(s(&c.forward(&st, &st, Some(&y)).unwrap().total).abs() < 1e-9);
+        // With every pair as negative, (0,1) and (1,0) at d = 1 cost 1 each over 6 negatives.
+        let all = raw(2.0).forward(&st, &st, None).unwrap();
+        assert!((s(&all.total) - 2.0 / 6.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let t = randn(11, 5, 3, 1.0);
+        let x0 = randn(12, 5, 3, 1.0);
+        let c = Contrastive::default();
+        assert!(check(&x0, 1e-5, |x| Ok(c.forward(x, &t, None)?.total)) > 0.0);
+        assert!(check(&x0, 1e-5, |x| Ok(raw(3.0).forward(x, &t, None)?.total)) > 0.0);
+    }
+
+    #[test]
+    fn typed_errors() {
+        let one = randn(1, 1, 3, 1.0);
+        assert!(matches!(
+            Contrastive::default().forward(&one, &one, None),
+            Err(Error::BadShape { .. })
+        ));
+        let a = randn(1, 3, 3, 1.0);
+        let b = randn(1, 3, 2, 1.0);
+        assert!(matches!(
+            Contrastive::default().forward(&a, &b, None),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let nan = (&a * f64::NAN).unwrap();
+        assert!(matches!(
+            Contrastive::default().forward(&a, &nan, None),
+            Err(Error::NonFinite { tensor: "teacher", .. })
+        ));
+        assert!(Contrastive::new(ContrastiveConfig {
+            margin: -1.0,
+            ..Default::default()
+        })
+        .is_err());
+    }
+}

@@ -163,3 +163,126 @@ impl Objective for HintonKd {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, randn};
+    use candle_core::Device;
+
+    fn sig(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    fn s(t: &Tensor) -> f64 {
+        t.to_scalar::<f64>().unwrap()
+    }
+
+    fn v(x: &[f64]) -> Tensor {
+        Tensor::new(x, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn t1_binary_equals_plain_kl_and_hand_values() {
+        let zs = [0.3, -1.2, 2.0];
+        let zt = [1.5, -0.5, -1.0];
+        let kl: f64 = zs
+            .iter()
+            .zip(zt)
+            .map(|(s, t)| {
+                let (p, q) = (sig(t), sig(*s));
+                p * (p / q).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - q)).ln()
+            })
+            .sum::<f64>()
+            / 3.0;
+        let kd = HintonKd::new(HintonConfig {
+            temperature: 1.0,
+            alpha: 1.0,
+        })
+        .unwrap();
+        let y = v(&[1.0, 0.0, 0.0]);
+        let p = kd.forward(&v(&zs), &v(&zt), &y).unwrap();
+        assert!((s(&p.kd) - kl).abs() < 1e-14);
+        assert!((s(&p.total) - kl).abs() < 1e-14);
+        // Equal logits: no distillation signal; the hard term alone is ln 2 at z = 0.
+        let z = v(&[0.0, 0.0]);
+        let p = HintonKd::default().forward(&z, &z, &v(&[1.0, 0.0])).unwrap();
+        assert!(s(&p.kd).abs() < 1e-15);
+        assert!((s(&p.total) - 0.1 * 2f64.ln()).abs() < 1e-14);
+    }
+
+    #[test]
+    fn temperature_scaling_and_softmax_form() {
+        // [batch, 3] logits at T = 1 equal the plain softmax KL computed by hand.
+        let zs = [[0.1, 0.7, -0.3], [2.0, -1.0, 0.0]];
+        let zt = [[1.0, 0.0, 0.5], [0.2, 0.3, -2.0]];
+        let sm = |r: &[f64; 3]| {
+            let e: Vec<f64> = r.iter().map(|x| x.exp()).collect();
+            let z: f64 = e.iter().sum();
+            e.into_iter().map(|x| x / z).collect::<Vec<_>>()
+        };
+        let mut kl = 0.0;
+        for (a, b) in zs.iter().zip(&zt) {
+            let (ps, pt) = (sm(a), sm(b));
+            kl += pt.iter().zip(&ps).map(|(t, s)| t * (t / s).ln()).sum::<f64>();
+        }
+        kl /= 2.0;
+        let d = Device::Cpu;
+        let (ts, tt) = (Tensor::new(&zs, &d).unwrap(), Tensor::new(&zt, &d).unwrap());
+        let one = HintonKd::new(HintonConfig {
+            temperature: 1.0,
+            alpha: 1.0,
+        })
+        .unwrap();
+        assert!((s(&one.kd_term(&ts, &tt).unwrap()) - kl).abs() < 1e-14);
+        // At T = 2 the term is 4 * KL of the halved logits.
+        let two = HintonKd::new(HintonConfig {
+            temperature: 2.0,
+            alpha: 1.0,
+        })
+        .unwrap();
+        let half = one.kd_term(&(&ts * 0.5).unwrap(), &(&tt * 0.5).unwrap()).unwrap();
+        assert!((s(&two.kd_term(&ts, &tt).unwrap()) - 4.0 * s(&half)).abs() < 1e-13);
+        // Hard term of the softmax form is the cross-entropy with class indices.
+        let y = Tensor::new(&[1u32, 0], &d).unwrap();
+        let p = one.forward(&ts, &tt, &y).unwrap();
+        let ce = -(sm(&zs[0])[1].ln() + sm(&zs[1])[0].ln()) / 2.0;
+        assert!((s(&p.hard) - ce).abs() < 1e-14);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let kd = HintonKd::default();
+        let zt = randn(5, 6, 1, 2.0);
+        let y = Tensor::new(&[1.0f64, 0.0, 1.0, 1.0, 0.0, 0.0], &Device::Cpu).unwrap();
+        let z0 = randn(6, 6, 1, 2.0);
+        assert!(check(&z0, 1e-6, |z| Ok(kd.forward(z, &zt, &y)?.total)) > 0.0);
+        let zt3 = randn(7, 4, 3, 2.0);
+        let y3 = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
+        let z3 = randn(8, 4, 3, 2.0);
+        assert!(check(&z3, 1e-6, |z| Ok(kd.forward(z, &zt3, &y3)?.total)) > 0.0);
+    }
+
+    #[test]
+    fn typed_errors() {
+        let kd = HintonKd::default();
+        let a = v(&[0.0, 1.0]);
+        assert!(matches!(
+            kd.forward(&a, &v(&[0.0, 1.0, 2.0]), &a),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            kd.forward(&v(&[f64::NAN, 1.0]), &a, &a),
+            Err(Error::NonFinite { .. })
+        ));
+        assert!(matches!(
+            kd.forward(&a, &a, &v(&[0.0, 2.0])),
+            Err(Error::BadLabel { .. })
+        ));
+        assert!(HintonKd::new(HintonConfig {
+            temperature: 4.0,
+            alpha: 1.5
+        })
+        .is_err());
+    }
+}

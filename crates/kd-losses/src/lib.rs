@@ -89,6 +89,9 @@ pub mod objective;
 pub mod proto;
 mod validate;
 
+#[cfg(test)]
+mod gradcheck;
+
 pub use aft::{AftKd, AftKdConfig};
 pub use align::{
     cosine_similarity, Bce, BceConfig, BceTarget, Cosine, CosineConfig, Mse, SmoothL1,

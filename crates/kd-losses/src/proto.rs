@@ -219,3 +219,97 @@ impl Objective for ProtoKd {
         self.config.kd_weight > 0.0 || self.config.hard_weight > 0.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, randn};
+    use candle_core::Device;
+
+    fn t<const N: usize>(v: [[f64; 2]; N]) -> Tensor {
+        Tensor::new(&v, &Device::Cpu).unwrap()
+    }
+
+    fn s(x: &Tensor) -> f64 {
+        x.to_scalar::<f64>().unwrap()
+    }
+
+    #[test]
+    fn hand_computed_prototype_term() {
+        let y = Tensor::new(&[0.0f64, 0.0, 1.0], &Device::Cpu).unwrap();
+        let st = t([[1.0, 0.0], [1.0, 2.0], [0.0, 1.0]]);
+        let te = t([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]);
+        // Student prototypes (1,1) and (0,1); teacher prototypes (1,0) and (0,1).
+        let r2 = 0.5f64.sqrt();
+        let diffs = [
+            r2 - 1.0,
+            3.0 / 10f64.sqrt() - 1.0,
+            r2 - 0.0,
+            0.0,
+            2.0 / 5f64.sqrt(),
+            0.0,
+        ];
+        let want = diffs.iter().map(|d| d * d).sum::<f64>() / 6.0;
+        let pk = ProtoKd::default();
+        assert!((s(&pk.prototype_term(&st, &te, &y).unwrap()) - want).abs() < 1e-12);
+        // Identical geometry up to scale (and a different dimension) matches exactly.
+        let wide = Tensor::cat(&[&(&st * 2.0).unwrap(), &st.zeros_like().unwrap()], 1).unwrap();
+        assert!(s(&pk.prototype_term(&st, &wide, &y).unwrap()) < 1e-24);
+        // Logit terms: equal logits give no KD; the hard term is ln 2 at z = 0.
+        let z = Tensor::zeros(3, candle_core::DType::F64, &Device::Cpu).unwrap();
+        let p = pk.forward(&st, &te, &z, &z, &y).unwrap();
+        assert!(s(&p.kd).abs() < 1e-15);
+        assert!((s(&p.hard) - 2f64.ln()).abs() < 1e-14);
+        assert!((s(&p.total) - (2f64.ln() + 0.1 * want)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let y = Tensor::new(&[0.0f64, 1.0, 0.0, 1.0, 1.0], &Device::Cpu).unwrap();
+        let te = randn(21, 5, 4, 1.0);
+        let zt = randn(22, 5, 1, 2.0);
+        let zs = randn(23, 5, 1, 2.0);
+        let e0 = randn(24, 5, 3, 1.0);
+        let pk = ProtoKd::default();
+        assert!(check(&e0, 1e-6, |e| Ok(pk.forward(e, &te, &zs, &zt, &y)?.total)) > 0.0);
+        assert!(check(&zs, 1e-6, |z| Ok(pk.forward(&e0, &te, z, &zt, &y)?.total)) > 0.0);
+    }
+
+    #[test]
+    fn one_class_batches() {
+        let y = Tensor::new(&[1.0f64, 1.0, 1.0], &Device::Cpu).unwrap();
+        let e = randn(1, 3, 2, 1.0);
+        match ProtoKd::default().prototype_term(&e, &e, &y) {
+            Err(Error::OneClass { class: 1, n: 3, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        let skip = ProtoKd::new(ProtoKdConfig {
+            missing_class: MissingClass::Skip,
+            ..Default::default()
+        })
+        .unwrap();
+        let te = randn(2, 3, 2, 1.0);
+        assert!(s(&skip.prototype_term(&e, &te, &y).unwrap()) > 0.0);
+    }
+
+    #[test]
+    fn typed_errors() {
+        let y = Tensor::new(&[0.0f64, 1.0], &Device::Cpu).unwrap();
+        let a = randn(1, 2, 3, 1.0);
+        let b = randn(2, 3, 3, 1.0);
+        assert!(matches!(
+            ProtoKd::default().prototype_term(&a, &b, &y),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let nan = (&a * f64::NAN).unwrap();
+        assert!(matches!(
+            ProtoKd::default().prototype_term(&nan, &a, &y),
+            Err(Error::NonFinite { .. })
+        ));
+        let bad = Tensor::new(&[0.0f64, 0.5], &Device::Cpu).unwrap();
+        assert!(matches!(
+            ProtoKd::default().prototype_term(&a, &a, &bad),
+            Err(Error::BadLabel { .. })
+        ));
+    }
+}
