@@ -977,7 +977,10 @@ mod tests {
                 ..TsneConfig::default()
             };
             let e = tsne(&data, 4, &cfg).unwrap();
-            assert!(e.points.iter().all(|p| p[0].is_finite() && p[1].is_finite()));
+            assert!(e
+                .points
+                .iter()
+                .all(|p| p[0].is_finite() && p[1].is_finite()));
             assert!(e.kl_divergence.is_finite());
         }
     }
