@@ -963,6 +963,29 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_points_stay_finite() {
+        // Half the rows identical, half identical to each other too: degenerate distances and
+        // coincident quadtree points must not produce NaN.
+        let mut data = vec![0.0f32; 30 * 4];
+        data.extend(std::iter::repeat_n(1.0f32, 30 * 4));
+        for method in [TsneMethod::Exact, TsneMethod::BarnesHut] {
+            let cfg = TsneConfig {
+                perplexity: 5.0,
+                max_iter: 300,
+                method,
+                progress: false,
+                ..TsneConfig::default()
+            };
+            let e = tsne(&data, 4, &cfg).unwrap();
+            assert!(e
+                .points
+                .iter()
+                .all(|p| p[0].is_finite() && p[1].is_finite()));
+            assert!(e.kl_divergence.is_finite());
+        }
+    }
+
+    #[test]
     fn bad_input_is_typed() {
         let cfg = TsneConfig {
             progress: false,
