@@ -74,6 +74,7 @@ impl Geometry {
     }
 
     /// Physical (LPS, mm) position of a continuous voxel index.
+    #[allow(clippy::needless_range_loop)] // 3x3 matrix algebra reads best with indices
     pub fn index_to_physical(&self, index: [f64; 3]) -> [f64; 3] {
         let mut p = self.origin;
         for (r, pr) in p.iter_mut().enumerate() {
@@ -101,6 +102,7 @@ impl Geometry {
     }
 
     /// The 4x4 affine mapping `(i, j, k, 1)` to LPS millimetres.
+    #[allow(clippy::needless_range_loop)] // 3x3 matrix algebra reads best with indices
     pub fn affine_lps(&self) -> [[f64; 4]; 4] {
         let mut a = [[0.0; 4]; 4];
         for r in 0..3 {
