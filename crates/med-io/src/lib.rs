@@ -18,6 +18,7 @@ pub mod error;
 pub mod image2d;
 pub mod nifti_io;
 pub mod raster;
+pub mod transforms;
 pub mod volume;
 
 pub use error::{Error, Result};

@@ -462,9 +462,9 @@ fn decode(bytes: &[u8], h: &NiftiHeaderInfo, path: &Path, frame: usize) -> Resul
     let geometry = geometry_from_ras(&h.best_affine_ras())
         .map_err(|e| Error::nifti(path, format!("unusable affine: {e}")))?;
     let mut v = Volume::new(data, dims3, geometry)?;
-    let (slope, inter) = h.scaling().unwrap_or((1.0, 0.0));
-    v.meta.rescale_slope = slope;
-    v.meta.rescale_intercept = inter;
+    // scl_slope/scl_inter are applied above (as nibabel's get_fdata does): nothing left to apply.
+    v.meta.rescale_slope = 1.0;
+    v.meta.rescale_intercept = 0.0;
     v.meta.intensity = Intensity::Raw;
     v.meta.series_uid = path.file_name().map(|n| {
         let n = n.to_string_lossy();
