@@ -16,7 +16,9 @@
 mod atomic;
 pub mod error;
 pub mod image2d;
+pub mod lung;
 pub mod nifti_io;
+pub mod preprocess;
 pub mod raster;
 pub mod transforms;
 pub mod volume;
