@@ -13,6 +13,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod drr;
 pub mod error;
 pub mod image2d;
 pub mod volume;
