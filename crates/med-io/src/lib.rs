@@ -16,6 +16,7 @@
 pub mod drr;
 pub mod error;
 pub mod image2d;
+pub mod synthetic;
 pub mod volume;
 
 pub use error::{Error, Result};
