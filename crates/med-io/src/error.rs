@@ -35,6 +35,38 @@ pub enum Error {
     /// A tensor operation failed (device, dtype or shape problems in Candle).
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A NIfTI file is malformed or uses a feature this crate does not read.
+    #[error("{path}: NIfTI: {reason}")]
+    Nifti {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A DICOM file is malformed, lacks a required attribute, or cannot be decoded.
+    #[error("{path}: DICOM: {reason}")]
+    Dicom {
+        /// The file involved.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The files of a DICOM series do not form one regular volume.
+    #[error("{path}: DICOM series: {reason}")]
+    Series {
+        /// The folder, or the first offending file.
+        path: PathBuf,
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// A PNG/JPEG file cannot be read or written.
+    #[error("{path}: image: {reason}")]
+    Image {
+        /// The file involved.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Shorthand for results of this crate.
@@ -43,6 +75,39 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn nifti(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Nifti {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn dicom(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Dicom {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn series(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Series {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn image(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Image {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -22,7 +22,9 @@ impl Image2d {
     /// Builds an image from row-major pixels.
     pub fn new(data: Vec<f32>, width: usize, height: usize) -> Result<Self> {
         if width == 0 || height == 0 {
-            return Err(Error::Shape(format!("image size must be non-zero, got {width}x{height}")));
+            return Err(Error::Shape(format!(
+                "image size must be non-zero, got {width}x{height}"
+            )));
         }
         if width.checked_mul(height) != Some(data.len()) {
             return Err(Error::Shape(format!(
@@ -31,7 +33,12 @@ impl Image2d {
                 data.len()
             )));
         }
-        Ok(Self { data, width, height, spacing: None })
+        Ok(Self {
+            data,
+            width,
+            height,
+            spacing: None,
+        })
     }
 
     /// Width in pixels (number of columns).
@@ -83,10 +90,17 @@ impl Image2d {
     /// `channels` times (pretrained RGB encoders expect 3).
     pub fn to_tensor(&self, channels: usize, device: &Device) -> Result<Tensor> {
         if channels == 0 {
-            return Err(Error::Param { name: "channels", reason: "must be at least 1".into() });
+            return Err(Error::Param {
+                name: "channels",
+                reason: "must be at least 1".into(),
+            });
         }
         let t = Tensor::from_slice(&self.data, (1, self.height, self.width), device)?;
-        Ok(if channels == 1 { t } else { t.repeat((channels, 1, 1))? })
+        Ok(if channels == 1 {
+            t
+        } else {
+            t.repeat((channels, 1, 1))?
+        })
     }
 
     /// Builds an image from a `(height, width)` or `(1, height, width)` tensor.

@@ -13,12 +13,18 @@
 //! ```
 #![deny(missing_docs)]
 
+mod atomic;
 pub mod drr;
 pub mod error;
 pub mod image2d;
+pub mod nifti_io;
+pub mod raster;
 pub mod synthetic;
+pub mod transforms;
 pub mod volume;
 
 pub use error::{Error, Result};
 pub use image2d::Image2d;
+pub use nifti_io::{read_nifti, read_nifti_frame, write_nifti, NiftiDtype};
+pub use raster::{read_raster, read_raster_unit, write_png, PngDepth, StoredDepth};
 pub use volume::{Geometry, Intensity, Volume, VolumeMeta};

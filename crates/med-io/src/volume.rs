@@ -51,11 +51,16 @@ impl Geometry {
             )));
         }
         if self.origin.iter().any(|o| !o.is_finite()) {
-            return Err(Error::Geometry(format!("origin must be finite, got {:?}", self.origin)));
+            return Err(Error::Geometry(format!(
+                "origin must be finite, got {:?}",
+                self.origin
+            )));
         }
         for a in 0..3 {
             for b in 0..3 {
-                let dot: f64 = (0..3).map(|r| self.direction[r][a] * self.direction[r][b]).sum();
+                let dot: f64 = (0..3)
+                    .map(|r| self.direction[r][a] * self.direction[r][b])
+                    .sum();
                 let want = if a == b { 1.0 } else { 0.0 };
                 if !dot.is_finite() || (dot - want).abs() > 1e-3 {
                     return Err(Error::Geometry(format!(
@@ -82,7 +87,11 @@ impl Geometry {
     /// Continuous voxel index of a physical (LPS, mm) position.
     pub fn physical_to_index(&self, point: [f64; 3]) -> [f64; 3] {
         // The direction is orthonormal, so its inverse is its transpose.
-        let d = [point[0] - self.origin[0], point[1] - self.origin[1], point[2] - self.origin[2]];
+        let d = [
+            point[0] - self.origin[0],
+            point[1] - self.origin[1],
+            point[2] - self.origin[2],
+        ];
         let mut idx = [0.0; 3];
         for (c, ic) in idx.iter_mut().enumerate() {
             let proj: f64 = (0..3).map(|r| self.direction[r][c] * d[r]).sum();
@@ -148,7 +157,9 @@ impl Volume {
     /// Fails if a dimension is zero, the length does not match, or the geometry is invalid.
     pub fn new(data: Vec<f32>, dims: [usize; 3], geometry: Geometry) -> Result<Self> {
         if dims.contains(&0) {
-            return Err(Error::Shape(format!("volume dimensions must be non-zero, got {dims:?}")));
+            return Err(Error::Shape(format!(
+                "volume dimensions must be non-zero, got {dims:?}"
+            )));
         }
         let n = dims[0]
             .checked_mul(dims[1])
@@ -161,7 +172,15 @@ impl Volume {
             )));
         }
         geometry.validate()?;
-        Ok(Self { data, dims, geometry, meta: VolumeMeta { rescale_slope: 1.0, ..Default::default() } })
+        Ok(Self {
+            data,
+            dims,
+            geometry,
+            meta: VolumeMeta {
+                rescale_slope: 1.0,
+                ..Default::default()
+            },
+        })
     }
 
     /// A volume filled with `value`.
@@ -275,7 +294,10 @@ impl Volume {
     /// Builds a volume from a tensor of shape `(nz, ny, nx)` (any float dtype, any device).
     pub fn from_tensor(tensor: &Tensor, geometry: Geometry) -> Result<Self> {
         let (nz, ny, nx) = tensor.dims3()?;
-        let data = tensor.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let data = tensor
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         Self::new(data, [nx, ny, nz], geometry)
     }
 
@@ -297,9 +319,15 @@ mod tests {
             Volume::new(vec![0.0; 6], [1, 2, 4], Geometry::default()),
             Err(Error::Shape(_))
         ));
-        assert!(matches!(Volume::new(vec![], [0, 1, 1], Geometry::default()), Err(Error::Shape(_))));
+        assert!(matches!(
+            Volume::new(vec![], [0, 1, 1], Geometry::default()),
+            Err(Error::Shape(_))
+        ));
         let bad = Geometry::with_spacing([1.0, 0.0, 1.0]);
-        assert!(matches!(Volume::new(vec![0.0], [1, 1, 1], bad), Err(Error::Geometry(_))));
+        assert!(matches!(
+            Volume::new(vec![0.0], [1, 1, 1], bad),
+            Err(Error::Geometry(_))
+        ));
         let mut skew = Geometry::default();
         skew.direction[0][1] = 0.5;
         assert!(matches!(skew.validate(), Err(Error::Geometry(_))));
@@ -336,7 +364,17 @@ mod tests {
         assert_eq!(v.slice(1).unwrap()[0], 12.0);
         let t = v.to_tensor(&Device::Cpu).unwrap();
         assert_eq!(t.dims(), &[2, 3, 4]);
-        assert_eq!(t.get(1).unwrap().get(2).unwrap().get(1).unwrap().to_scalar::<f32>().unwrap(), 21.0);
+        assert_eq!(
+            t.get(1)
+                .unwrap()
+                .get(2)
+                .unwrap()
+                .get(1)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            21.0
+        );
         let back = Volume::from_tensor(&t, *v.geometry()).unwrap();
         assert_eq!(back.data(), v.data());
         assert_eq!(v.stats(), Some((0.0, 23.0, 11.5)));
