@@ -17,6 +17,7 @@ mod atomic;
 pub mod drr;
 pub mod error;
 pub mod image2d;
+pub mod manifest;
 pub mod nifti_io;
 pub mod raster;
 pub mod synthetic;
