@@ -25,11 +25,13 @@
 //! ```
 
 mod cohort;
+mod disk;
 mod phantom;
 mod shapes;
 mod xray;
 
 pub use cohort::{Cohort, CohortConfig, Patient, XrayStyle};
+pub use disk::write_cohort;
 pub use phantom::{
     label, render_phantom, Anatomy, Embolus, EmbolusSite, IndirectSigns, Phantom, PhantomConfig,
     Vessel,

@@ -796,10 +796,10 @@ pub fn render_phantom(
             None,
         );
     }
-    // Scanner noise.
+    // Scanner noise; HU are whole numbers, as stored by scanners (so int16 NIfTI is lossless).
     if let Ok(noise) = Normal::new(0.0, a.noise_hu) {
         for v in c.data.iter_mut() {
-            *v += noise.sample(rng) as f32;
+            *v = (*v + noise.sample(rng) as f32).round();
         }
     }
     let mut ct = Volume::new(c.data, dims, c.geometry)?;

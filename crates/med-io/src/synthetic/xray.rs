@@ -101,7 +101,7 @@ pub(crate) fn gaussian_blur(img: &mut [f32], w: usize, h: usize, sigma: f64) {
 
 /// A clinical-looking radiograph of a HU CT: DiffDRR line integrals, Beer-Lambert transmission with a
 /// per-patient exposure, a film-like contrast curve (bright = attenuating), blur and detector noise.
-/// Values lie in `[0, 1]`.
+/// Values lie in `[0, 1]`, quantised to 16 bits.
 pub fn clinical_xray(ct: &Volume, config: &XrayConfig, rng: &mut StdRng) -> Result<Image2d> {
     config.validate()?;
     let drr = render_hu(ct, &config.geometry, Renderer::Siddon, 1.0)?;
@@ -124,6 +124,10 @@ pub fn clinical_xray(ct: &Volume, config: &XrayConfig, rng: &mut StdRng) -> Resu
             let sd = config.noise * (0.3 + transmission.sqrt());
             *v = (*v as f64 + sd * unit.sample(rng)).clamp(0.0, 1.0) as f32;
         }
+    }
+    // A 16-bit detector: quantise so that a 16-bit PNG round-trips exactly.
+    for v in px.iter_mut() {
+        *v = (*v * 65535.0).round() / 65535.0;
     }
     let mut img = Image2d::new(px, w, h)?;
     img.spacing = drr.spacing;
