@@ -59,6 +59,17 @@ pub enum Error {
         /// What is inconsistent.
         reason: String,
     },
+    /// A dataset manifest (CSV) is malformed: a missing column, a bad label, a duplicate id, a
+    /// missing file. `row` is the 1-based line number in the file (the header is line 1).
+    #[error("{path}, line {row}: {reason}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The 1-based line number (0 when the problem concerns the whole file).
+        row: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// A PNG/JPEG file cannot be read or written.
     #[error("{path}: image: {reason}")]
     Image {

@@ -14,12 +14,15 @@
 #![deny(missing_docs)]
 
 mod atomic;
+pub mod drr;
 pub mod error;
 pub mod image2d;
 pub mod lung;
+pub mod manifest;
 pub mod nifti_io;
 pub mod preprocess;
 pub mod raster;
+pub mod synthetic;
 pub mod transforms;
 pub mod volume;
 
