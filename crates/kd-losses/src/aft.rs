@@ -268,7 +268,12 @@ mod tests {
         let a = attention(&f, 2).unwrap().to_vec2::<f64>().unwrap();
         let r = 17f64.sqrt();
         assert!((a[0][0] - 1.0 / r).abs() < 1e-15 && (a[0][1] - 4.0 / r).abs() < 1e-15);
-        let fb = feature_blocks(&f, 2).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let fb = feature_blocks(&f, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         for v in fb {
             assert!((v - 0.5f64.sqrt()).abs() < 1e-15);
         }
@@ -313,7 +318,13 @@ mod tests {
         let vars = Objective::trainable_vars(&k);
         assert_eq!(vars.len(), 4);
         for (name, v) in vars {
-            let n = g.get(v.as_tensor()).unwrap().abs().unwrap().sum_all().unwrap();
+            let n = g
+                .get(v.as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap();
             let n = s(&n);
             assert!(n.is_finite() && n > 0.0, "{name}: {n}");
         }
@@ -337,7 +348,10 @@ mod tests {
         let nan = (randn(1, 4, 8, 1.0) * f64::NAN).unwrap();
         assert!(matches!(
             k.forward(&randn(1, 4, 3, 1.0), &nan),
-            Err(Error::NonFinite { tensor: "teacher", .. })
+            Err(Error::NonFinite {
+                tensor: "teacher",
+                ..
+            })
         ));
     }
 }

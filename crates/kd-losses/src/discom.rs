@@ -440,7 +440,9 @@ mod tests {
         let k = small(AdversarialMode::GradientReversal { lambda: 1.0 });
         let st = Var::from_tensor(&randn(33, 6, 3, 1.0)).unwrap();
         let te = Var::from_tensor(&randn(34, 6, 5, 1.0)).unwrap();
-        let p = k.forward(st.as_tensor(), te.as_tensor(), &labels()).unwrap();
+        let p = k
+            .forward(st.as_tensor(), te.as_tensor(), &labels())
+            .unwrap();
         let g = p.total.backward().unwrap();
         let vars = Objective::trainable_vars(&k);
         // 2 branches x (enc_inv, proj, proj_norm, enc_spec.0, enc_spec.1, task_cl) + 4 heads.
@@ -450,7 +452,10 @@ mod tests {
             assert!(n.is_finite() && n > 0.0, "{name}: {n}");
         }
         assert!(grad_sum(&g, &st).unwrap() > 0.0);
-        assert!(grad_sum(&g, &te).is_none(), "the teacher embedding must stay frozen");
+        assert!(
+            grad_sum(&g, &te).is_none(),
+            "the teacher embedding must stay frozen"
+        );
         assert!(Objective::adversary(&k).is_none());
     }
 
@@ -469,7 +474,10 @@ mod tests {
             assert!(grad_sum(&g, v).unwrap() > 0.0, "{name}");
         }
         for (name, v) in &main {
-            assert!(grad_sum(&g, v).is_none(), "{name} must not learn from the discriminator step");
+            assert!(
+                grad_sum(&g, v).is_none(),
+                "{name} must not learn from the discriminator step"
+            );
         }
         assert!(grad_sum(&g, &st).is_none());
         // An untrained discriminator is near chance: loss near ln 2.
@@ -486,7 +494,10 @@ mod tests {
         let nan = (randn(1, 6, 3, 1.0) * f64::NAN).unwrap();
         assert!(matches!(
             k.forward(&nan, &randn(1, 6, 5, 1.0), &labels()),
-            Err(Error::NonFinite { tensor: "student", .. })
+            Err(Error::NonFinite {
+                tensor: "student",
+                ..
+            })
         ));
         let c = DiscomKdConfig {
             part_dim: 0,

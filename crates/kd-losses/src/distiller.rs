@@ -16,6 +16,21 @@ pub trait EmbeddingClassifier {
     fn logit(&self, embedding: &Tensor) -> candle_core::Result<Tensor>;
 }
 
+/// A constant `VarBuilder` over copies of the tensors in `map`: a model built from it is frozen
+/// (its weights are not variables, so back-propagation neither computes nor stores gradients for
+/// them, even where the student's embedding flows through the teacher head).
+pub fn frozen_var_builder(
+    map: &candle_nn::VarMap,
+    dtype: DType,
+    device: &candle_core::Device,
+) -> Result<candle_nn::VarBuilder<'static>> {
+    let mut tensors = std::collections::HashMap::new();
+    for (name, var) in cmkd_train::sorted_vars(map) {
+        tensors.insert(name, var.as_tensor().detach().copy()?);
+    }
+    Ok(candle_nn::VarBuilder::from_tensors(tensors, dtype, device))
+}
+
 /// Where the student's logit comes from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogitSource {
@@ -210,8 +225,8 @@ fn batches(
 impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
     /// A distiller for `student` (whose trainable variables are `student_vars`, e.g.
     /// `cmkd_train::sorted_vars(&map)`) against the frozen `teacher`. Build the teacher from
-    /// constant tensors (e.g. `VarBuilder::from_mmaped_safetensors`) so that no gradient is even
-    /// computed for it.
+    /// constant tensors ([`frozen_var_builder`], `VarBuilder::from_mmaped_safetensors`) so that no
+    /// gradient is even computed for it; its outputs are detached in any case.
     pub fn new(
         student: S,
         student_vars: Vec<(String, Var)>,

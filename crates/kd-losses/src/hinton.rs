@@ -206,7 +206,9 @@ mod tests {
         assert!((s(&p.total) - kl).abs() < 1e-14);
         // Equal logits: no distillation signal; the hard term alone is ln 2 at z = 0.
         let z = v(&[0.0, 0.0]);
-        let p = HintonKd::default().forward(&z, &z, &v(&[1.0, 0.0])).unwrap();
+        let p = HintonKd::default()
+            .forward(&z, &z, &v(&[1.0, 0.0]))
+            .unwrap();
         assert!(s(&p.kd).abs() < 1e-15);
         assert!((s(&p.total) - 0.1 * 2f64.ln()).abs() < 1e-14);
     }
@@ -224,7 +226,11 @@ mod tests {
         let mut kl = 0.0;
         for (a, b) in zs.iter().zip(&zt) {
             let (ps, pt) = (sm(a), sm(b));
-            kl += pt.iter().zip(&ps).map(|(t, s)| t * (t / s).ln()).sum::<f64>();
+            kl += pt
+                .iter()
+                .zip(&ps)
+                .map(|(t, s)| t * (t / s).ln())
+                .sum::<f64>();
         }
         kl /= 2.0;
         let d = Device::Cpu;
@@ -241,7 +247,9 @@ mod tests {
             alpha: 1.0,
         })
         .unwrap();
-        let half = one.kd_term(&(&ts * 0.5).unwrap(), &(&tt * 0.5).unwrap()).unwrap();
+        let half = one
+            .kd_term(&(&ts * 0.5).unwrap(), &(&tt * 0.5).unwrap())
+            .unwrap();
         assert!((s(&two.kd_term(&ts, &tt).unwrap()) - 4.0 * s(&half)).abs() < 1e-13);
         // Hard term of the softmax form is the cross-entropy with class indices.
         let y = Tensor::new(&[1u32, 0], &d).unwrap();
