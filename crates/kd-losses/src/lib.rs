@@ -100,7 +100,7 @@ pub use align::{
 pub use contrastive::{Contrastive, ContrastiveConfig, ContrastiveParts};
 pub use discom::{gradient_reversal, AdversarialMode, DiscomKd, DiscomKdConfig, DiscomParts};
 pub use distiller::{
-    frozen_var_builder, Distiller, DistillerConfig, EmbeddingClassifier, EpochStats, LogitSource,
+    frozen_var_builder, Distiller, DistillerConfig, EmbeddingClassifier, LogitSource, LossStats,
     PairedData,
 };
 pub use error::{Error, Result};

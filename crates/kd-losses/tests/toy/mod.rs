@@ -1,7 +1,7 @@
 //! A toy cross-modal task: the teacher sees a clean latent, the student a noisy, mixed projection of
 //! it buried in nuisance dimensions. Shared by the integration tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use candle_core::{DType, Device, Module, Tensor, Var};
 use candle_nn::{Linear, VarBuilder, VarMap};
