@@ -305,12 +305,15 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
     }
 
     fn teacher_views(&self, teacher_inputs: &Tensor) -> Result<(Tensor, Tensor)> {
+        // Checked here because a NaN input can vanish inside a model (ReLU maps NaN to 0).
+        validate::finite("distiller", "teacher_inputs", teacher_inputs)?;
         let e_t = self.teacher.embedding(teacher_inputs)?.detach();
         let z_t = self.teacher.logit(&e_t)?.detach();
         Ok((e_t, z_t))
     }
 
     fn student_views(&self, student_inputs: &Tensor) -> Result<(Tensor, Tensor)> {
+        validate::finite("distiller", "student_inputs", student_inputs)?;
         let e_s = self.student.embedding(student_inputs)?;
         let z_s = match self.config.logit_source {
             LogitSource::StudentHead => self.student.logit(&e_s)?,

@@ -271,6 +271,29 @@ mod tests {
         assert!(check(&z3, 1e-6, |z| Ok(kd.forward(z, &zt3, &y3)?.total)) > 0.0);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn t1_equals_kl_and_kd_is_non_negative(
+            zs in proptest::collection::vec(-30.0f64..30.0, 1..8),
+            shift in -5.0f64..5.0,
+            t in 0.5f64..20.0,
+        ) {
+            let zt: Vec<f64> = zs.iter().map(|z| z + shift).collect();
+            let one = HintonKd::new(HintonConfig { temperature: 1.0, alpha: 1.0 }).unwrap();
+            let got = s(&one.kd_term(&v(&zs), &v(&zt)).unwrap());
+            let want = zs.iter().zip(&zt).map(|(a, b)| {
+                let (p, q) = (sig(*b), sig(*a));
+                let term = |x: f64, y: f64| if x == 0.0 { 0.0 } else { x * (x / y).ln() };
+                term(p, q) + term(1.0 - p, 1.0 - q)
+            }).sum::<f64>() / zs.len() as f64;
+            proptest::prop_assert!((got - want).abs() <= 1e-9 * (1.0 + want.abs()), "{} vs {}", got, want);
+            let kd = HintonKd::new(HintonConfig { temperature: t, alpha: 1.0 }).unwrap();
+            let k = s(&kd.kd_term(&v(&zs), &v(&zt)).unwrap());
+            proptest::prop_assert!(k.is_finite() && k >= -1e-12);
+        }
+    }
+
     #[test]
     fn typed_errors() {
         let kd = HintonKd::default();
