@@ -300,16 +300,25 @@ mod tests {
     fn typed_errors() {
         let a = randn(1, 3, 4, 1.0);
         let b = randn(2, 3, 5, 1.0);
-        assert!(matches!(Mse.forward(&a, &b), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(
+            Mse.forward(&a, &b),
+            Err(Error::ShapeMismatch { .. })
+        ));
         let nan = (a.clone() * f64::NAN).unwrap();
         assert!(matches!(
             Cosine::default().forward(&nan, &a),
-            Err(Error::NonFinite { tensor: "student", .. })
+            Err(Error::NonFinite {
+                tensor: "student",
+                ..
+            })
         ));
         let v = Tensor::new(&[1.0f64, 2.0], &Device::Cpu).unwrap();
         assert!(matches!(
             Bce::default().forward(&v, &v),
-            Err(Error::BadShape { tensor: "targets", .. })
+            Err(Error::BadShape {
+                tensor: "targets",
+                ..
+            })
         ));
         assert!(SmoothL1::new(SmoothL1Config { beta: 0.0 }).is_err());
     }

@@ -192,7 +192,9 @@ mod tests {
     fn zero_for_identical_positives_and_far_negatives() {
         // Orthonormal rows: positives identical, negatives at distance sqrt(2) > margin 1.
         let e = Tensor::eye(4, candle_core::DType::F64, &Device::Cpu).unwrap();
-        let p = Contrastive::default().forward(&(&e * 3.0).unwrap(), &e, None).unwrap();
+        let p = Contrastive::default()
+            .forward(&(&e * 3.0).unwrap(), &e, None)
+            .unwrap();
         assert_eq!(s(&p.total), 0.0);
         // The same pairs with a larger margin are penalised.
         let p = Contrastive::new(ContrastiveConfig {
@@ -248,7 +250,10 @@ mod tests {
         let nan = (&a * f64::NAN).unwrap();
         assert!(matches!(
             Contrastive::default().forward(&a, &nan, None),
-            Err(Error::NonFinite { tensor: "teacher", .. })
+            Err(Error::NonFinite {
+                tensor: "teacher",
+                ..
+            })
         ));
         assert!(Contrastive::new(ContrastiveConfig {
             margin: -1.0,
