@@ -70,7 +70,7 @@ impl Normalize {
     pub fn clip() -> Self {
         Self {
             mean: vec![0.481_454_66, 0.457_827_5, 0.408_210_73],
-            std: vec![0.268_629_54, 0.261_302_58, 0.275_777_1],
+            std: vec![0.268_629_54, 0.261_302_6, 0.275_777_1],
         }
     }
 
@@ -235,7 +235,8 @@ impl CxrEncoder {
         cmkd_train::sorted_vars(&self.map)
             .into_iter()
             .filter(|(n, _)| {
-                !is_buffer(n) && !(self.config.freeze_backbone && n.starts_with(BACKBONE_PREFIX))
+                let frozen = self.config.freeze_backbone && n.starts_with(BACKBONE_PREFIX);
+                !(is_buffer(n) || frozen)
             })
             .collect()
     }
