@@ -85,12 +85,16 @@ fn apply_voi(
     values: &mut [f32],
     path: &Path,
 ) -> Result<VoiApplied> {
-    let decoded = obj.decode_pixel_data().map_err(|e| {
-        Error::dicom(
-            path,
-            format!("cannot decode pixel data ({}): {e}", h.transfer_syntax),
-        )
-    })?;
+    // Only attributes are needed here; the pixels were decoded (guarded) by `decode_stored`.
+    let decoded =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.decode_pixel_data()))
+            .map_err(|_| Error::dicom(path, "pixel data decoder failed on corrupt data"))?
+            .map_err(|e| {
+                Error::dicom(
+                    path,
+                    format!("cannot decode pixel data ({}): {e}", h.transfer_syntax),
+                )
+            })?;
     if let Ok(Some(luts)) = decoded.voi_lut_sequence() {
         if let Some(lut) = luts.first().filter(|l| !l.data.is_empty()) {
             let max = ((1u64 << lut.bits_stored.clamp(1, 16)) - 1) as f32;

@@ -208,19 +208,63 @@ pub fn decode_stored(obj: &DefaultDicomObject, h: &DicomHeader, path: &Path) -> 
             ),
         ));
     }
-    if obj.get(tags::PIXEL_DATA).is_none() {
+    let Some(pixel_data) = obj.get(tags::PIXEL_DATA) else {
         return Err(Error::dicom(path, "not an image: no PixelData"));
-    }
-    let decoded = obj.decode_pixel_data().map_err(|e| {
-        Error::dicom(
+    };
+    // Check the declared size before decoding, so a corrupt header cannot ask for gigabytes.
+    let n = h
+        .rows
+        .checked_mul(h.columns)
+        .and_then(|v| v.checked_mul(h.frames));
+    let bits = uint(obj, tags::BITS_ALLOCATED).unwrap_or(16);
+    if !matches!(bits, 1 | 8 | 16 | 32 | 64) {
+        return Err(Error::dicom(
             path,
-            format!("cannot decode pixel data ({}): {e}", h.transfer_syntax),
-        )
-    })?;
-    let opts = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
-    let v: Vec<f32> = decoded
-        .to_vec_with_options(&opts)
-        .map_err(|e| Error::dicom(path, format!("cannot convert pixel data: {e}")))?;
+            format!("BitsAllocated {bits} is not supported"),
+        ));
+    }
+    let Some(n) = n.filter(|&n| n <= 1 << 31) else {
+        return Err(Error::dicom(
+            path,
+            format!("{}x{}x{} frames is too large", h.rows, h.columns, h.frames),
+        ));
+    };
+    if let dicom_core::value::Value::Primitive(p) = pixel_data.value() {
+        let len = p.calculate_byte_len();
+        let need = (n * bits).div_ceil(8);
+        if (len as usize) < need {
+            return Err(Error::dicom(
+                path,
+                format!("truncated pixel data: {len} bytes, {need} expected"),
+            ));
+        }
+    }
+    // dicom-rs 0.10's RLE decoder indexes out of bounds on some corrupt streams; a panic in a
+    // decoder must not take down a program reading thousands of files, so it becomes an error.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<Vec<f32>> {
+        let decoded = obj.decode_pixel_data().map_err(|e| {
+            Error::dicom(
+                path,
+                format!("cannot decode pixel data ({}): {e}", h.transfer_syntax),
+            )
+        })?;
+        let opts = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);
+        decoded
+            .to_vec_with_options(&opts)
+            .map_err(|e| Error::dicom(path, format!("cannot convert pixel data: {e}")))
+    }));
+    let v = match decoded {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(Error::dicom(
+                path,
+                format!(
+                    "pixel data decoder failed on corrupt data ({})",
+                    h.transfer_syntax
+                ),
+            ))
+        }
+    };
     let want = h.rows * h.columns * h.frames;
     if v.len() != want {
         return Err(Error::dicom(
@@ -244,7 +288,13 @@ pub fn decode_stored(obj: &DefaultDicomObject, h: &DicomHeader, path: &Path) -> 
 /// positions to derive it from. Modality LUT (slope/intercept) goes into `meta`.
 pub fn read_dicom_file(path: impl AsRef<Path>) -> Result<Volume> {
     let path = path.as_ref();
-    let obj = open_dicom(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    read_dicom_bytes(&bytes, path)
+}
+
+/// [`read_dicom_file`] on a file held in memory (`path` only labels errors).
+pub fn read_dicom_bytes(bytes: &[u8], path: &Path) -> Result<Volume> {
+    let obj = parse(bytes, path, false)?;
     let h = DicomHeader::from_object(&obj, path)?;
     let data = decode_stored(&obj, &h, path)?;
     let (row, col) = h.directions();
