@@ -232,7 +232,7 @@ pub fn decode_stored(obj: &DefaultDicomObject, h: &DicomHeader, path: &Path) -> 
     if let dicom_core::value::Value::Primitive(p) = pixel_data.value() {
         let len = p.calculate_byte_len();
         let need = (n * bits).div_ceil(8);
-        if (len as usize) < need {
+        if len < need {
             return Err(Error::dicom(
                 path,
                 format!("truncated pixel data: {len} bytes, {need} expected"),

@@ -12,6 +12,8 @@
 //! # Ok::<(), med_io::Error>(())
 //! ```
 #![deny(missing_docs)]
+// Index loops over 3x3 direction matrices read like the formulas they implement.
+#![allow(clippy::needless_range_loop)]
 
 mod atomic;
 pub mod cxr;

@@ -66,8 +66,8 @@ fn single_files_match_pydicom() {
             assert_eq!(v.spacing()[1], f(&ps[0]));
         }
         if let Some(pos) = rec["position"].as_array() {
-            for a in 0..3 {
-                assert_eq!(v.geometry().origin[a], f(&pos[a]));
+            for (o, p) in v.geometry().origin.iter().zip(pos) {
+                assert_eq!(*o, f(p));
             }
         }
         checked += 1;
