@@ -12,7 +12,9 @@ fn input(dims: [usize; 3], spacing: [f64; 3]) -> Volume {
         for j in 0..dims[1] {
             for i in 0..dims[0] {
                 let (x, y, z) = (i as f64, j as f64, k as f64);
-                let v = (0.7 * x).sin() + (0.45 * y).cos() * (1.0 + 0.3 * z) + 0.05 * ((i * 7 + j * 3 + k * 5) % 11) as f64;
+                let v = (0.7 * x).sin()
+                    + (0.45 * y).cos() * (1.0 + 0.3 * z)
+                    + 0.05 * ((i * 7 + j * 3 + k * 5) % 11) as f64;
                 d.push(v as f32);
             }
         }
@@ -21,14 +23,23 @@ fn input(dims: [usize; 3], spacing: [f64; 3]) -> Volume {
 }
 
 fn dims(v: &Value) -> [usize; 3] {
-    let a: Vec<usize> = v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let a: Vec<usize> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
     [a[0], a[1], a[2]]
 }
 
 fn close(name: &str, got: &[f32], want: &Value) {
     let want = want.as_array().unwrap();
     assert_eq!(got.len(), want.len(), "{name}: length");
-    let worst = got.iter().zip(want).map(|(g, w)| (*g as f64 - w.as_f64().unwrap()).abs()).fold(0.0, f64::max);
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w.as_f64().unwrap()).abs())
+        .fold(0.0, f64::max);
     assert!(worst < 2e-5, "{name}: max abs error {worst}");
 }
 
@@ -62,11 +73,30 @@ fn resize_and_spacing_match_torch_and_monai() {
                 close(&name, out.data(), &case["out"]);
             }
             _ => {
-                let sp: Vec<f64> = case["spacing"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
-                let pd: Vec<f64> = case["pixdim"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+                let sp: Vec<f64> = case["spacing"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
+                let pd: Vec<f64> = case["pixdim"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect();
                 let v = input(dims(&case["in"]), [sp[0], sp[1], sp[2]]);
-                let mode = if method == "nearest" { Interpolation::Nearest } else { Interpolation::Linear };
-                let out = Spacing { pixdim: [pd[0], pd[1], pd[2]], mode }.apply(&v).unwrap();
+                let mode = if method == "nearest" {
+                    Interpolation::Nearest
+                } else {
+                    Interpolation::Linear
+                };
+                let out = Spacing {
+                    pixdim: [pd[0], pd[1], pd[2]],
+                    mode,
+                }
+                .apply(&v)
+                .unwrap();
                 assert_eq!(out.dims(), size, "{name}: shape");
                 close(&name, out.data(), &case["out"]);
             }
