@@ -23,16 +23,24 @@ fn bench(c: &mut Criterion) {
     let vol = Volume::new(data, [128, 128, 64], Geometry::default()).unwrap();
     let small = CtpaEncoderConfig::small();
     let paper = CtpaEncoderConfig {
-        slice: ResNetConfig { in_channels: 1, ..ResNetConfig::resnet18() },
+        slice: ResNetConfig {
+            in_channels: 1,
+            ..ResNetConfig::resnet18()
+        },
         freeze_slice: true,
-        vit: SequenceVitConfig { positions: 64, ..SequenceVitConfig::dinov2_small(512) },
+        vit: SequenceVitConfig {
+            positions: 64,
+            ..SequenceVitConfig::dinov2_small(512)
+        },
         slice_chunk: 64,
     };
     let mut group = c.benchmark_group("ctpa_forward_128x128x64");
     group.sample_size(10);
     for (name, config) in [("small", small), ("paper", paper)] {
         let enc = CtpaEncoder::new(config, 0, DType::F32, &dev).unwrap();
-        group.bench_function(name, |b| b.iter(|| black_box(enc.forward(black_box(&[&vol]), false).unwrap())));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(enc.forward(black_box(&[&vol]), false).unwrap()))
+        });
     }
     group.finish();
 }

@@ -22,12 +22,20 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     for (name, config) in [
         ("resnet50", CxrEncoderConfig::resnet50()),
-        ("dinov2_small", CxrEncoderConfig::dinov2(Dinov2Config::small())),
-        ("dinov2_base", CxrEncoderConfig::dinov2(Dinov2Config::base())),
+        (
+            "dinov2_small",
+            CxrEncoderConfig::dinov2(Dinov2Config::small()),
+        ),
+        (
+            "dinov2_base",
+            CxrEncoderConfig::dinov2(Dinov2Config::base()),
+        ),
         ("clip_vit_b16", CxrEncoderConfig::biomedclip()),
     ] {
         let enc = CxrEncoder::new(config, 0, DType::F32, &dev).unwrap();
-        group.bench_function(name, |b| b.iter(|| black_box(enc.forward(black_box(&x), false).unwrap())));
+        group.bench_function(name, |b| {
+            b.iter(|| black_box(enc.forward(black_box(&x), false).unwrap()))
+        });
     }
     group.finish();
 }
