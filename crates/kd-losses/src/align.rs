@@ -139,7 +139,9 @@ impl SmoothL1 {
         let a = (student - teacher)?.abs()?;
         // With m = min(|d|, beta): 0.5 m^2 / beta + (|d| - m) equals both branches, without a
         // data-dependent select.
-        let m = a.minimum(beta)?;
+        // min(|d|, beta) as beta - relu(beta - |d|): relu's backward is one pass, while
+        // `minimum` against a broadcast scalar builds equality masks for both operands.
+        let m = a.neg()?.affine(1.0, beta)?.relu()?.neg()?.affine(1.0, beta)?;
         let quad = m.sqr()?.affine(0.5 / beta, 0.0)?;
         Ok((quad + (a - m)?)?.mean_all()?)
     }

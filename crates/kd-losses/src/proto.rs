@@ -4,7 +4,6 @@
 use candle_core::{Tensor, D};
 use serde::{Deserialize, Serialize};
 
-use crate::align::cosine_similarity;
 use crate::logistic::{bce_with_logits_elementwise, bernoulli_kl_elementwise};
 use crate::objective::{LossTerms, Objective, Views};
 use crate::{validate, Error, Result};
@@ -96,16 +95,14 @@ fn prototypes(e: &Tensor, classes: &[u8], present: &[u8]) -> Result<Tensor> {
     Ok(w.matmul(e)?)
 }
 
-/// `[batch, classes]` cosine similarities of each row of `e` to each prototype.
+/// `[batch, classes]` cosine similarities of each row of `e` to each prototype,
+/// `e.p / max(|e| |p|, eps)`, as one matmul.
 fn similarity(e: &Tensor, protos: &Tensor, eps: f64) -> Result<Tensor> {
-    let k = protos.dim(0)?;
-    let cols = (0..k)
-        .map(|j| {
-            let p = protos.narrow(0, j, 1)?.broadcast_as(e.shape())?;
-            Ok(cosine_similarity(e, &p, eps)?.unsqueeze(1)?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&cols, D::Minus1)?)
+    let dot = e.matmul(&protos.t()?)?;
+    let ne = e.sqr()?.sum_keepdim(D::Minus1)?;
+    let np = protos.sqr()?.sum_keepdim(D::Minus1)?.t()?;
+    let den = ne.broadcast_mul(&np)?.maximum(eps * eps)?.sqrt()?;
+    Ok((dot / den)?)
 }
 
 impl ProtoKd {
