@@ -137,13 +137,11 @@ impl SmoothL1 {
         pair("smooth_l1", student, teacher)?;
         let beta = self.config.beta;
         let a = (student - teacher)?.abs()?;
-        // With m = min(|d|, beta): 0.5 m^2 / beta + (|d| - m) equals both branches, without a
-        // data-dependent select.
-        // min(|d|, beta) as beta - relu(beta - |d|): relu's backward is one pass, while
-        // `minimum` against a broadcast scalar builds equality masks for both operands.
-        let m = a.neg()?.affine(1.0, beta)?.relu()?.neg()?.affine(1.0, beta)?;
-        let quad = m.sqr()?.affine(0.5 / beta, 0.0)?;
-        Ok((quad + (a - m)?)?.mean_all()?)
+        // With m = min(|d|, beta) = beta - relu(beta - |d|), the loss m (|d| - m / 2) / beta equals
+        // both branches without a data-dependent select (relu's backward is one cheap pass).
+        let m = a.affine(-1.0, beta)?.relu()?.affine(-1.0, beta)?;
+        let inner = (a - m.affine(0.5, 0.0)?)?;
+        Ok((m * inner)?.mean_all()?.affine(1.0 / beta, 0.0)?)
     }
 }
 

@@ -289,6 +289,24 @@ mod tests {
         assert!(s(&skip.prototype_term(&e, &te, &y).unwrap()) > 0.0);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn prototype_term_invariances(seed in 0u64..1000, a in 0.01f64..100.0, n1 in 1usize..5) {
+            // n1 positives among 6, so both classes are present.
+            let y: Vec<f64> = (0..6).map(|i| f64::from(u8::from(i < n1))).collect();
+            let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
+            let st = randn(seed, 6, 4, 1.0);
+            let te = randn(seed + 1, 6, 7, 1.0);
+            let pk = ProtoKd::default();
+            let base = s(&pk.prototype_term(&st, &te, &y).unwrap());
+            let scaled = s(&pk.prototype_term(&(&st * a).unwrap(), &te, &y).unwrap());
+            proptest::prop_assert!((base - scaled).abs() < 1e-12);
+            proptest::prop_assert!((0.0..=4.0).contains(&base));
+            proptest::prop_assert!(s(&pk.prototype_term(&te, &te, &y).unwrap()) < 1e-24);
+        }
+    }
+
     #[test]
     fn typed_errors() {
         let y = Tensor::new(&[0.0f64, 1.0], &Device::Cpu).unwrap();
