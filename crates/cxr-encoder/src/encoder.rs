@@ -292,6 +292,15 @@ impl CxrEncoder {
         Ok(self.head.forward(z)?.squeeze(1)?)
     }
 
+    /// A frozen copy of the PE head (gradients reach its input only).
+    pub fn frozen_head(&self) -> Result<crate::PeHead> {
+        let bias = self
+            .head
+            .bias()
+            .ok_or_else(|| Error::Input("the PE head has no bias".into()))?;
+        crate::PeHead::new(self.head.weight(), bias)
+    }
+
     /// Stacks single-channel images (all the same size) into a `(batch, channels, h, w)` tensor,
     /// repeating the gray channel as the backbone needs.
     pub fn images_to_tensor(&self, images: &[&Image2d]) -> Result<Tensor> {
