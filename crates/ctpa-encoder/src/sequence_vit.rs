@@ -297,4 +297,14 @@ impl SequenceVit {
     pub fn head_logit(&self, z: &Tensor) -> Result<Tensor> {
         Ok(self.head.forward(z)?.squeeze(1)?)
     }
+
+    /// A frozen copy of the PE head: what the diffusion prior trains through (the gradient reaches
+    /// the generated embedding, never the head).
+    pub fn frozen_head(&self) -> Result<cxr_encoder::PeHead> {
+        let bias = self
+            .head
+            .bias()
+            .ok_or_else(|| Error::Input("the PE head has no bias".into()))?;
+        Ok(cxr_encoder::PeHead::new(self.head.weight(), bias)?)
+    }
 }

@@ -324,6 +324,16 @@ fn typed_errors_and_round_trips() {
     let vit = SequenceVit::load(&dir.path().join("vit"), DType::F32, &Device::Cpu).unwrap();
     let h1 = enc.vit().head_logit(&z1).unwrap().to_vec1::<f32>().unwrap();
     assert_eq!(h1, vit.head_logit(&z1).unwrap().to_vec1::<f32>().unwrap());
+    assert_eq!(
+        h1,
+        enc.vit()
+            .frozen_head()
+            .unwrap()
+            .logits(&z1)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    );
     // A checkpoint missing a tensor is named.
     let mut t =
         candle_core::safetensors::load(dir.path().join("vit.safetensors"), &Device::Cpu).unwrap();

@@ -92,6 +92,11 @@ pub struct CxrEncoderConfig {
     pub embed_dim: usize,
     /// Frozen feature extraction (true) or fine-tuning (false) of the backbone.
     pub freeze_backbone: bool,
+    /// When fine-tuning a ResNet: normalise with batch statistics and update the running ones
+    /// (PyTorch's `train()` behaviour, the default), or keep using the running statistics while
+    /// the affine parameters still train (better for tiny batches such as the paper's 2).
+    #[serde(default = "default_true")]
+    pub train_batch_norm: bool,
     /// Input normalisation.
     pub normalize: Normalize,
 }
@@ -103,6 +108,7 @@ impl CxrEncoderConfig {
             backbone: BackboneConfig::ResNet(ResNetConfig::resnet50()),
             embed_dim: 512,
             freeze_backbone: true,
+            train_batch_norm: true,
             normalize: Normalize::imagenet(),
         }
     }
@@ -113,6 +119,7 @@ impl CxrEncoderConfig {
             backbone: BackboneConfig::Dinov2(config),
             embed_dim: 512,
             freeze_backbone: true,
+            train_batch_norm: true,
             normalize: Normalize::imagenet(),
         }
     }
@@ -123,6 +130,7 @@ impl CxrEncoderConfig {
             backbone: BackboneConfig::Clip(ClipVisionConfig::vit_b16()),
             embed_dim: 512,
             freeze_backbone: true,
+            train_batch_norm: true,
             normalize: Normalize::clip(),
         }
     }
@@ -151,6 +159,10 @@ impl CxrEncoderConfig {
         }
         Ok(())
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 enum Backbone {
@@ -271,7 +283,9 @@ impl CxrEncoder {
             .broadcast_div(&self.std)?;
         let frozen = self.config.freeze_backbone;
         let f = match &self.backbone {
-            Backbone::ResNet(m) => m.forward(&x, train && !frozen)?,
+            Backbone::ResNet(m) => {
+                m.forward(&x, train && !frozen && self.config.train_batch_norm)?
+            }
             Backbone::Dinov2(m) => m.forward(&x)?,
             Backbone::Clip(m) => m.forward(&x)?,
         };
@@ -290,6 +304,15 @@ impl CxrEncoder {
     /// The PE head on embeddings: `(batch, embed_dim)` to logits `(batch,)`.
     pub fn head_logit(&self, z: &Tensor) -> Result<Tensor> {
         Ok(self.head.forward(z)?.squeeze(1)?)
+    }
+
+    /// A frozen copy of the PE head (gradients reach its input only).
+    pub fn frozen_head(&self) -> Result<crate::PeHead> {
+        let bias = self
+            .head
+            .bias()
+            .ok_or_else(|| Error::Input("the PE head has no bias".into()))?;
+        crate::PeHead::new(self.head.weight(), bias)
     }
 
     /// Stacks single-channel images (all the same size) into a `(batch, channels, h, w)` tensor,
