@@ -2,7 +2,7 @@
 //!
 //! Pixel data are decoded by `dicom-pixeldata` (native JPEG/RLE/deflate and pure-Rust JPEG 2000);
 //! stored values are returned without the modality LUT, which is recorded in
-//! [`VolumeMeta`](crate::VolumeMeta) and applied by
+//! [`VolumeMeta`] and applied by
 //! [`HounsfieldUnits`](crate::transforms::HounsfieldUnits).
 //! Attributes that identify the patient are never read into these types.
 
