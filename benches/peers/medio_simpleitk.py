@@ -91,8 +91,9 @@ def preprocess_monai(raw):
     hu = Spacing(pixdim=(1.0, 1.0, 1.0), mode="bilinear", padding_mode="border")(mt)
     m = lung_mask(np.transpose(np.asarray(hu[0]), (2, 1, 0)))
     src = torch.from_numpy(np.transpose(m, (2, 1, 0)).astype(np.float32))[None]
-    crop = CropForeground(margin=5, allow_smaller=True)
-    x = crop(hu, source=src) if "source" in CropForeground.__call__.__code__.co_varnames else crop(torch.cat([hu, src]))[:1]
+    # Foreground from the mask channel only (channel 1), applied to both channels.
+    crop = CropForeground(select_fn=lambda v: v > 0, channel_indices=[1], margin=5, allow_smaller=True)
+    x = crop(torch.cat([hu, src]))[:1]
     x = ScaleIntensityRange(-100, 900, 0.0, 1.0, clip=True)(x)
     return Resize(spatial_size=(128, 128, -1), mode="area")(x)
 

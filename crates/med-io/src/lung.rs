@@ -41,9 +41,9 @@ impl Default for LungSegmentation {
     }
 }
 
-/// 3D 6-connected labelling of `mask`; returns labels (0 = background) and component sizes
-/// (`sizes[l - 1]` for label `l`).
-pub(crate) fn label_components(mask: &[bool], dims: [usize; 3]) -> (Vec<u32>, Vec<usize>) {
+/// 3D 6-connected labelling by flood fill (the simple reference for [`label_components`]).
+#[cfg(test)]
+pub(crate) fn label_components_bfs(mask: &[bool], dims: [usize; 3]) -> (Vec<u32>, Vec<usize>) {
     let [nx, ny, nz] = dims;
     let plane = nx * ny;
     let mut labels = vec![0u32; mask.len()];
@@ -89,6 +89,126 @@ pub(crate) fn label_components(mask: &[bool], dims: [usize; 3]) -> (Vec<u32>, Ve
         }
         sizes.push(size);
     }
+    (labels, sizes)
+}
+
+/// Labels the 4-connected components of one slice into `labels` (1-based); returns their sizes.
+fn label_slice(mask: &[bool], labels: &mut [u32], nx: usize, ny: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || labels[start] != 0 {
+            continue;
+        }
+        let l = sizes.len() as u32 + 1;
+        labels[start] = l;
+        stack.push(start);
+        let mut size = 0usize;
+        while let Some(p) = stack.pop() {
+            size += 1;
+            let (i, j) = (p % nx, p / nx);
+            let mut visit = |q: usize| {
+                if mask[q] && labels[q] == 0 {
+                    labels[q] = l;
+                    stack.push(q);
+                }
+            };
+            if i > 0 {
+                visit(p - 1);
+            }
+            if i + 1 < nx {
+                visit(p + 1);
+            }
+            if j > 0 {
+                visit(p - nx);
+            }
+            if j + 1 < ny {
+                visit(p + nx);
+            }
+        }
+        sizes.push(size);
+    }
+    sizes
+}
+
+fn find(parent: &mut [u32], mut x: u32) -> u32 {
+    while parent[x as usize] != x {
+        let up = parent[parent[x as usize] as usize];
+        parent[x as usize] = up;
+        x = up;
+    }
+    x
+}
+
+/// 3D 6-connected labelling of `mask`; returns labels (0 = background) and component sizes
+/// (`sizes[l - 1]` for label `l`).
+///
+/// Slices are labelled in 2D in parallel, then components that overlap between neighbouring
+/// slices are merged with union-find: the same result as a 3D flood fill, on all cores.
+pub(crate) fn label_components(mask: &[bool], dims: [usize; 3]) -> (Vec<u32>, Vec<usize>) {
+    let [nx, ny, _] = dims;
+    let plane = nx * ny;
+    let mut labels = vec![0u32; mask.len()];
+    let slice_sizes: Vec<Vec<usize>> = labels
+        .par_chunks_mut(plane)
+        .zip(mask.par_chunks(plane))
+        .map(|(l, m)| label_slice(m, l, nx, ny))
+        .collect();
+    let mut offsets = Vec::with_capacity(slice_sizes.len());
+    let mut total = 0u32;
+    for s in &slice_sizes {
+        offsets.push(total);
+        total += s.len() as u32;
+    }
+    // Global id = offset of the slice + local label (1-based), so 0 stays background.
+    let pairs: Vec<Vec<(u32, u32)>> = (0..slice_sizes.len().saturating_sub(1))
+        .into_par_iter()
+        .map(|k| {
+            let (a, b) = (
+                &labels[k * plane..(k + 1) * plane],
+                &labels[(k + 1) * plane..(k + 2) * plane],
+            );
+            // Overlaps come in long runs of the same pair: skip repeats before sorting.
+            let mut v: Vec<(u32, u32)> = Vec::new();
+            let mut last = (0, 0);
+            for (x, y) in a.iter().zip(b) {
+                if *x != 0 && *y != 0 && (*x, *y) != last {
+                    last = (*x, *y);
+                    v.push((offsets[k] + x, offsets[k + 1] + y));
+                }
+            }
+            v.sort_unstable();
+            v.dedup();
+            v
+        })
+        .collect();
+    let mut parent: Vec<u32> = (0..=total).collect();
+    for (x, y) in pairs.into_iter().flatten() {
+        let (rx, ry) = (find(&mut parent, x), find(&mut parent, y));
+        if rx != ry {
+            parent[rx.max(ry) as usize] = rx.min(ry);
+        }
+    }
+    let mut compact = vec![0u32; total as usize + 1];
+    let mut sizes = Vec::new();
+    for g in 1..=total {
+        let r = find(&mut parent, g);
+        if compact[r as usize] == 0 {
+            sizes.push(0);
+            compact[r as usize] = sizes.len() as u32;
+        }
+        compact[g as usize] = compact[r as usize];
+    }
+    for (k, s) in slice_sizes.iter().enumerate() {
+        for (local, n) in s.iter().enumerate() {
+            sizes[compact[(offsets[k] + local as u32 + 1) as usize] as usize - 1] += n;
+        }
+    }
+    labels.par_chunks_mut(plane).enumerate().for_each(|(k, l)| {
+        for v in l.iter_mut().filter(|v| **v != 0) {
+            *v = compact[(offsets[k] + *v) as usize];
+        }
+    });
     (labels, sizes)
 }
 
@@ -289,6 +409,37 @@ pub(crate) mod tests {
         assert!(seg
             .segment(&Volume::filled([8, 8, 4], Geometry::default(), 0.0).unwrap())
             .is_err());
+    }
+
+    #[test]
+    fn parallel_labelling_equals_flood_fill() {
+        let mut seed = 12345u64;
+        for density in [0.3, 0.5, 0.6, 0.7] {
+            let dims = [9, 7, 6];
+            let mask: Vec<bool> = (0..9 * 7 * 6)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((seed >> 33) as f64 / (1u64 << 31) as f64) < density
+                })
+                .collect();
+            let (la, sa) = label_components(&mask, dims);
+            let (lb, sb) = label_components_bfs(&mask, dims);
+            assert_eq!(sa.len(), sb.len());
+            // Same partition: a bijection between the two labellings.
+            let mut map = std::collections::HashMap::new();
+            for (a, b) in la.iter().zip(&lb) {
+                assert_eq!(*a == 0, *b == 0);
+                if *a != 0 {
+                    assert_eq!(*map.entry(*a).or_insert(*b), *b);
+                }
+            }
+            let (mut x, mut y) = (sa.clone(), sb.clone());
+            x.sort_unstable();
+            y.sort_unstable();
+            assert_eq!(x, y);
+        }
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! series whose slices disagree (orientation, size, pixel spacing, in-plane position, uneven
 //! spacing or a missing slice), naming the offending file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
@@ -55,40 +55,58 @@ fn has_dicm_marker(path: &Path) -> bool {
         && &b[128..132] == b"DICM"
 }
 
+/// Series of a folder → files with their headers.
+pub type SeriesMap = BTreeMap<String, Vec<(PathBuf, DicomHeader)>>;
+
 /// Lists the series of a folder: SeriesInstanceUID → files (non-DICOM files and DICOM objects
-/// without pixel data, such as DICOMDIR or reports, are skipped).
-pub fn list_series(dir: impl AsRef<Path>) -> Result<BTreeMap<String, Vec<(PathBuf, DicomHeader)>>> {
-    let dir = dir.as_ref();
+/// without pixel data, such as DICOMDIR or reports, are skipped). Reads headers only.
+pub fn list_series(dir: impl AsRef<Path>) -> Result<SeriesMap> {
+    Ok(scan(dir.as_ref(), false)?.0)
+}
+
+/// Scans a folder in parallel. With `full`, each file is read and parsed once, pixel data
+/// included, and the parsed objects are returned for decoding (one pass over the disk).
+fn scan(dir: &Path, full: bool) -> Result<(SeriesMap, HashMap<PathBuf, DefaultDicomObject>)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(dir, err)))
         .collect::<Result<Vec<_>>>()?;
     files.retain(|p| p.is_file());
     files.sort();
-    let headers: Vec<Option<(PathBuf, DicomHeader)>> = files
+    type Scanned = Option<(PathBuf, DicomHeader, Option<DefaultDicomObject>)>;
+    let found: Vec<Scanned> = files
         .par_iter()
         .map(|p| {
             if !has_dicm_marker(p) {
                 return Ok(None);
             }
-            let obj = OpenFileOptions::new()
-                .read_until(tags::PIXEL_DATA)
-                .open_file(p)
-                .map_err(|e| Error::dicom(p, e.to_string()))?;
+            let obj = if full {
+                open_dicom(p)?
+            } else {
+                OpenFileOptions::new()
+                    .read_until(tags::PIXEL_DATA)
+                    .open_file(p)
+                    .map_err(|e| Error::dicom(p, e.to_string()))?
+            };
             if obj.get(tags::ROWS).is_none() {
                 return Ok(None);
             }
-            Ok(Some((p.clone(), DicomHeader::from_object(&obj, p)?)))
+            let h = DicomHeader::from_object(&obj, p)?;
+            Ok(Some((p.clone(), h, full.then_some(obj))))
         })
         .collect::<Result<_>>()?;
-    let mut series: BTreeMap<String, Vec<(PathBuf, DicomHeader)>> = BTreeMap::new();
-    for (p, h) in headers.into_iter().flatten() {
+    let mut series = SeriesMap::new();
+    let mut objects = HashMap::new();
+    for (p, h, obj) in found.into_iter().flatten() {
+        if let Some(o) = obj {
+            objects.insert(p.clone(), o);
+        }
         series
             .entry(h.series_uid.clone().unwrap_or_default())
             .or_default()
             .push((p, h));
     }
-    Ok(series)
+    Ok((series, objects))
 }
 
 fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
@@ -104,7 +122,7 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 /// marked [`Intensity::Hounsfield`] (CT) with slope 1, intercept 0.
 pub fn read_dicom_series_with(dir: impl AsRef<Path>, options: &SeriesOptions) -> Result<Volume> {
     let dir = dir.as_ref();
-    let mut all = list_series(dir)?;
+    let (mut all, objects) = scan(dir, true)?;
     if all.is_empty() {
         return Err(Error::series(dir, "no DICOM image files in this folder"));
     }
@@ -266,15 +284,11 @@ pub fn read_dicom_series_with(dir: impl AsRef<Path>, options: &SeriesOptions) ->
     data.par_chunks_mut(plane)
         .zip(slices.par_iter())
         .try_for_each(|(dst, (p, _))| -> Result<()> {
-            let obj = open_dicom(p)?;
-            let h = DicomHeader::from_object(&obj, p)?;
-            if (h.rows, h.columns, h.frames) != (first.rows, first.columns, 1) {
-                return Err(Error::series(
-                    p,
-                    "pixel data changed size between header and full read",
-                ));
-            }
-            let v = decode_stored(&obj, &h, p)?;
+            let obj = objects
+                .get(p)
+                .ok_or_else(|| Error::series(p, "file vanished during the scan"))?;
+            let h = DicomHeader::from_object(obj, p)?;
+            let v = decode_stored(obj, &h, p)?;
             if same_rescale {
                 dst.copy_from_slice(&v);
             } else {

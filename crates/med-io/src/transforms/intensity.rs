@@ -42,13 +42,15 @@ impl HounsfieldUnits {
             });
         }
         let pad = self.padding;
-        let mut out = volume.clone();
-        out.data_mut().par_chunks_mut(1 << 16).for_each(|c| {
-            for v in c {
-                let raw = if pad == Some(*v) { 0.0 } else { *v as f64 };
-                *v = (raw * s + b) as f32;
-            }
-        });
+        let data: Vec<f32> = volume
+            .data()
+            .par_iter()
+            .map(|&v| {
+                let raw = if pad == Some(v) { 0.0 } else { v as f64 };
+                (raw * s + b) as f32
+            })
+            .collect();
+        let mut out = volume.with_data(data)?;
         out.meta.intensity = Intensity::Hounsfield;
         Ok(out)
     }
