@@ -99,7 +99,6 @@ impl Error {
         }
     }
 
-    #[allow(dead_code)]
     pub(crate) fn dicom(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Dicom {
             path: path.into(),
@@ -107,7 +106,6 @@ impl Error {
         }
     }
 
-    #[allow(dead_code)]
     pub(crate) fn series(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Series {
             path: path.into(),

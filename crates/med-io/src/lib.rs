@@ -12,20 +12,32 @@
 //! # Ok::<(), med_io::Error>(())
 //! ```
 #![deny(missing_docs)]
+// Index loops over 3x3 direction matrices read like the formulas they implement.
+#![allow(clippy::needless_range_loop)]
 
 mod atomic;
+pub mod cxr;
+pub mod dicom_io;
 pub mod drr;
 pub mod error;
 pub mod image2d;
+pub mod lung;
 pub mod manifest;
 pub mod nifti_io;
+pub mod preprocess;
 pub mod raster;
+pub mod series;
 pub mod synthetic;
 pub mod transforms;
 pub mod volume;
 
+pub use cxr::read_cxr_dicom;
+pub use dicom_io::{read_dicom_file, read_dicom_header, DicomHeader};
 pub use error::{Error, Result};
 pub use image2d::Image2d;
+pub use lung::{crop_to_lungs, LungSegmentation};
 pub use nifti_io::{read_nifti, read_nifti_frame, write_nifti, NiftiDtype};
+pub use preprocess::{CtPreprocess, CxrPreprocess};
 pub use raster::{read_raster, read_raster_unit, write_png, PngDepth, StoredDepth};
+pub use series::{read_dicom_series, read_dicom_series_with, SeriesOptions};
 pub use volume::{Geometry, Intensity, Volume, VolumeMeta};

@@ -151,11 +151,12 @@ fn geometry_from_ras(a: &[[f64; 4]; 3]) -> Result<Geometry> {
             )));
         }
         g.spacing[c] = norm;
-        g.direction[0][c] = -col[0] / norm;
-        g.direction[1][c] = -col[1] / norm;
-        g.direction[2][c] = col[2] / norm;
+        // `+ 0.0` turns the -0.0 of negated zeros into 0.0 for readable output.
+        g.direction[0][c] = -col[0] / norm + 0.0;
+        g.direction[1][c] = -col[1] / norm + 0.0;
+        g.direction[2][c] = col[2] / norm + 0.0;
     }
-    g.origin = [-a[0][3], -a[1][3], a[2][3]];
+    g.origin = [-a[0][3] + 0.0, -a[1][3] + 0.0, a[2][3] + 0.0];
     g.validate()?;
     Ok(g)
 }

@@ -7,7 +7,9 @@ use med_io::{read_nifti, read_nifti_frame, write_nifti, NiftiDtype, Volume};
 use serde_json::Value;
 
 fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn reference() -> Value {
@@ -19,19 +21,38 @@ fn f(v: &Value) -> f64 {
 }
 
 fn check(name: &str, v: &Volume, r: &Value) {
-    let shape: Vec<usize> = r["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = r["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
     assert_eq!(v.dims().to_vec(), shape, "{name} shape");
     let g = v.geometry();
     for a in 0..3 {
-        assert!((g.spacing[a] - f(&r["spacing"][a])).abs() < 1e-5, "{name} spacing {:?}", g.spacing);
-        assert!((g.origin[a] - f(&r["origin"][a])).abs() < 1e-4, "{name} origin {:?}", g.origin);
+        assert!(
+            (g.spacing[a] - f(&r["spacing"][a])).abs() < 1e-5,
+            "{name} spacing {:?}",
+            g.spacing
+        );
+        assert!(
+            (g.origin[a] - f(&r["origin"][a])).abs() < 1e-4,
+            "{name} origin {:?}",
+            g.origin
+        );
         for c in 0..3 {
-            assert!((g.direction[a][c] - f(&r["direction"][a][c])).abs() < 1e-6, "{name} direction");
+            assert!(
+                (g.direction[a][c] - f(&r["direction"][a][c])).abs() < 1e-6,
+                "{name} direction"
+            );
         }
     }
     let d = v.data();
     let sum: f64 = d.iter().map(|&x| x as f64).sum();
-    assert!((sum - f(&r["sum"])).abs() <= 1e-6 * f(&r["sum"]).abs().max(1.0), "{name} sum {sum}");
+    assert!(
+        (sum - f(&r["sum"])).abs() <= 1e-6 * f(&r["sum"]).abs().max(1.0),
+        "{name} sum {sum}"
+    );
     let (lo, hi, _) = v.stats().unwrap();
     assert_eq!(lo as f64, f(&r["min"]));
     assert_eq!(hi as f64, f(&r["max"]));
@@ -53,7 +74,10 @@ fn matches_nibabel_on_its_test_files() {
     }
     // NIfTI-2, 4-D: the nifti crate cannot read it; our own header reader does.
     let name = "example_nifti2.nii.gz";
-    assert!(read_nifti(data(name)).is_err(), "two frames must not be read as one volume");
+    assert!(
+        read_nifti(data(name)).is_err(),
+        "two frames must not be read as one volume"
+    );
     let v = read_nifti_frame(data(name), 0).unwrap();
     check(name, &v, &r["files"][name]);
 }
