@@ -96,7 +96,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.pa {
         g.orientation = Orientation::Pa;
     }
-    let renderer = args.trilinear.map_or(Renderer::Siddon, |n| Renderer::Trilinear { n_points: n });
+    let renderer = args
+        .trilinear
+        .map_or(Renderer::Siddon, |n| Renderer::Trilinear { n_points: n });
     let start = std::time::Instant::now();
     let mut img = render_hu(&ct, &g, renderer, args.bone)?;
     let elapsed = start.elapsed();
@@ -104,7 +106,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         img = resize_antialiased(&img, s, s)?;
     }
     let (_, hi, mean) = img.stats().ok_or("empty image")?;
-    med_io::write_png(&img, &args.out, med_io::PngDepth::Sixteen, (0.0, hi.max(f32::MIN_POSITIVE)))?;
+    med_io::write_png(
+        &img,
+        &args.out,
+        med_io::PngDepth::Sixteen,
+        (0.0, hi.max(f32::MIN_POSITIVE)),
+    )?;
     println!(
         "{}x{} DRR of a {:?} CT in {:.1} ms: max {hi:.2}, mean {mean:.2} -> {}",
         img.width(),

@@ -61,9 +61,15 @@ fn auc(score: &[f64], label: &[u8]) -> f64 {
 fn logistic_scores(train: &[Vec<f64>], y: &[u8], test: &[Vec<f64>]) -> Vec<f64> {
     let d = train[0].len();
     let n = train.len() as f64;
-    let mean: Vec<f64> = (0..d).map(|k| train.iter().map(|x| x[k]).sum::<f64>() / n).collect();
+    let mean: Vec<f64> = (0..d)
+        .map(|k| train.iter().map(|x| x[k]).sum::<f64>() / n)
+        .collect();
     let sd: Vec<f64> = (0..d)
-        .map(|k| (train.iter().map(|x| (x[k] - mean[k]).powi(2)).sum::<f64>() / n).sqrt().max(1e-9))
+        .map(|k| {
+            (train.iter().map(|x| (x[k] - mean[k]).powi(2)).sum::<f64>() / n)
+                .sqrt()
+                .max(1e-9)
+        })
         .collect();
     let z = |x: &Vec<f64>| -> Vec<f64> { (0..d).map(|k| (x[k] - mean[k]) / sd[k]).collect() };
     let xs: Vec<Vec<f64>> = train.iter().map(z).collect();
@@ -78,9 +84,13 @@ fn logistic_scores(train: &[Vec<f64>], y: &[u8], test: &[Vec<f64>]) -> Vec<f64> 
             gw.iter_mut().zip(x).for_each(|(g, a)| *g += e * a);
         }
         b -= lr * gb / n;
-        w.iter_mut().zip(&gw).for_each(|(v, g)| *v -= lr * (g / n + lambda * *v / n));
+        w.iter_mut()
+            .zip(&gw)
+            .for_each(|(v, g)| *v -= lr * (g / n + lambda * *v / n));
     }
-    test.iter().map(|x| b + z(x).iter().zip(&w).map(|(a, c)| a * c).sum::<f64>()).collect()
+    test.iter()
+        .map(|x| b + z(x).iter().zip(&w).map(|(a, c)| a * c).sum::<f64>())
+        .collect()
 }
 
 fn calibrate(cohort: &Cohort) -> Result<(), Box<dyn std::error::Error>> {
@@ -112,8 +122,14 @@ fn calibrate(cohort: &Cohort) -> Result<(), Box<dyn std::error::Error>> {
             xray[i] = s;
         }
     }
-    println!("stand-in CT classifier (filling-defect fraction) AUC: {:.3}", auc(&ct, &labels));
-    println!("stand-in X-ray classifier (5-fold logistic regression, 16x16 pixels) AUC: {:.3}", auc(&xray, &labels));
+    println!(
+        "stand-in CT classifier (filling-defect fraction) AUC: {:.3}",
+        auc(&ct, &labels)
+    );
+    println!(
+        "stand-in X-ray classifier (5-fold logistic regression, 16x16 pixels) AUC: {:.3}",
+        auc(&xray, &labels)
+    );
     Ok(())
 }
 
@@ -127,7 +143,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: args.seed,
         sign_strength: args.sign_strength.unwrap_or(defaults.sign_strength),
         xray: XrayStyle::Clinical(XrayConfig {
-            geometry: xray.geometry.with_detector_pixels(args.xray_pixels, args.xray_pixels),
+            geometry: xray
+                .geometry
+                .with_detector_pixels(args.xray_pixels, args.xray_pixels),
             ..xray
         }),
         ..defaults
