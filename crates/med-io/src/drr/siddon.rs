@@ -26,7 +26,7 @@ pub(crate) fn integrate(data: &[f32], dims: [usize; 3], s: [f64; 3], t: [f64; 3]
         a_min = a_min.max(a0.min(a1));
         a_max = a_max.min(a0.max(a1));
     }
-    if !(a_min < a_max) {
+    if a_min.partial_cmp(&a_max) != Some(std::cmp::Ordering::Less) {
         return 0.0;
     }
     // Next plane crossing after a_min along each axis, and the alpha step between planes.

@@ -302,3 +302,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn xray2ctpa_preset_gives_224_pixels() {
+    let mut ct = Volume::filled([16, 16, 16], Geometry::with_spacing([10.0; 3]), -1000.0).unwrap();
+    for (n, v) in ct.data_mut().iter_mut().enumerate().skip(1000).take(2000) {
+        *v = if n % 7 == 0 { 600.0 } else { 40.0 };
+    }
+    let img = render_xray2ctpa(&ct).unwrap();
+    assert_eq!((img.width(), img.height()), (224, 224));
+    let spacing = img.spacing.unwrap();
+    assert!((spacing[0] - 512.0 / 224.0).abs() < 1e-12);
+    assert!(img.stats().unwrap().1 > 0.0);
+}

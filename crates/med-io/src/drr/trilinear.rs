@@ -29,6 +29,25 @@ fn sample(data: &[f32], dims: [usize; 3], p: [f64; 3]) -> f64 {
     let f = [p[0].floor(), p[1].floor(), p[2].floor()];
     let w = [p[0] - f[0], p[1] - f[1], p[2] - f[2]];
     let base = [f[0] as i64, f[1] as i64, f[2] as i64];
+    // Fast path: all eight neighbours inside.
+    if base[0] >= 0
+        && base[1] >= 0
+        && base[2] >= 0
+        && base[0] + 1 < nx as i64
+        && base[1] + 1 < ny as i64
+        && base[2] + 1 < nz as i64
+    {
+        let o = (base[2] as usize * ny + base[1] as usize) * nx + base[0] as usize;
+        let (sy, sz) = (nx, nx * ny);
+        let v = |o: usize| data[o] as f64;
+        let x00 = v(o) + w[0] * (v(o + 1) - v(o));
+        let x10 = v(o + sy) + w[0] * (v(o + sy + 1) - v(o + sy));
+        let x01 = v(o + sz) + w[0] * (v(o + sz + 1) - v(o + sz));
+        let x11 = v(o + sz + sy) + w[0] * (v(o + sz + sy + 1) - v(o + sz + sy));
+        let y0 = x00 + w[1] * (x10 - x00);
+        let y1 = x01 + w[1] * (x11 - x01);
+        return y0 + w[2] * (y1 - y0);
+    }
     let mut acc = 0.0;
     for dk in 0..2 {
         let k = base[2] + dk;
@@ -68,8 +87,21 @@ pub(crate) fn integrate(
 ) -> f64 {
     let d = [t[0] - s[0] + EPS, t[1] - s[1] + EPS, t[2] - s[2] + EPS];
     let step = (a_max - a_min) / (n_points as f64 - 1.0);
+    // Only samples within one voxel of the grid can be non-zero: skip the others exactly.
+    let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+    for a in 0..3 {
+        let b0 = (-1.0 - s[a]) / d[a];
+        let b1 = (dims[a] as f64 - s[a]) / d[a];
+        lo = lo.max(b0.min(b1));
+        hi = hi.min(b0.max(b1));
+    }
+    if step.is_nan() || step <= 0.0 || lo > hi {
+        return 0.0;
+    }
+    let first = ((lo - a_min) / step).floor().max(0.0) as usize;
+    let last = (((hi - a_min) / step).ceil().max(0.0) as usize).min(n_points - 1);
     let mut acc = 0.0;
-    for n in 0..n_points {
+    for n in first..=last {
         let a = a_min + step * n as f64;
         acc += sample(
             data,

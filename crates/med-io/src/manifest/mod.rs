@@ -1,6 +1,6 @@
 //! Dataset manifests: the RSPECT labels CSV and the paired CXR/CTPA cohort CSV, validated on load.
 //!
-//! Every problem is an [`Error::Manifest`](crate::Error::Manifest) naming the file and the line:
+//! Every problem is an [`Error::Manifest`] naming the file and the line:
 //! a missing column, a label that is not 0/1, a duplicate id, a file that does not exist.
 
 mod paired;
