@@ -13,6 +13,12 @@
 //!   `Orientation`, `CropForeground`; lung segmentation without a network ([`lung`]).
 //! - The paper's pipelines: [`CtPreprocess`] (HU, 1 mm, lung crop, −100..900 HU, 128×128 axial)
 //!   and [`CxrPreprocess`] (224×224, normalised, 3 channels), returning Candle tensors.
+//! - Digitally reconstructed radiographs ([`drr`]): DiffDRR's camera model and HU-to-density rule,
+//!   Siddon or trilinear ray integration, its README and RSPECT (X-ray2CTPA) presets.
+//! - A synthetic paired CXR/CTPA cohort ([`synthetic`]): seeded chest phantoms with contrast-filled
+//!   pulmonary arteries, emboli as filling defects, X-rays that see PE only through weak indirect
+//!   signs; a CT-only RSPECT-like set; writing it to disk as NIfTI/PNG/CSV.
+//! - Dataset manifests ([`manifest`]): RSPECT labels and paired-cohort CSVs, validated row by row.
 //!
 //! ```
 //! use med_io::transforms::{ResizeMethod, ScaleIntensityRange, Spacing};
