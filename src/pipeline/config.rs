@@ -49,8 +49,10 @@ pub struct PipelineConfig {
     pub samples_per_xray: usize,
     /// Epochs of each knowledge-distillation baseline.
     pub kd_epochs: usize,
-    /// Batch size of every training loop.
+    /// Batch size of the prior and the distillation baselines.
     pub batch_size: usize,
+    /// Batch size of the classifiers (pretraining and per-fold heads; paper: 2).
+    pub classifier_batch: usize,
     /// Compute the t-SNE figure (first fold).
     pub tsne: bool,
 }
@@ -60,11 +62,11 @@ impl Default for PipelineConfig {
         Self {
             seed: 0,
             patients: 240,
-            pretrain_patients: 240,
+            pretrain_patients: 600,
             phantom: PhantomConfig::default(),
             folds: 6,
             embed_dim: 64,
-            pretrain_epochs: 6,
+            pretrain_epochs: 10,
             head_epochs: 40,
             vit_width: 32,
             vit_depth: 1,
@@ -79,6 +81,7 @@ impl Default for PipelineConfig {
             samples_per_xray: 8,
             kd_epochs: 60,
             batch_size: 32,
+            classifier_batch: 8,
             tsne: true,
         }
     }
@@ -89,10 +92,10 @@ impl PipelineConfig {
     pub fn quick() -> Self {
         Self {
             patients: 96,
-            pretrain_patients: 96,
+            pretrain_patients: 320,
             folds: 3,
             embed_dim: 32,
-            pretrain_epochs: 3,
+            pretrain_epochs: 8,
             head_epochs: 20,
             prior_epochs: 40,
             prior_pretrain_epochs: 10,
@@ -127,6 +130,7 @@ impl PipelineConfig {
             samples_per_xray: 2,
             kd_epochs: 2,
             batch_size: 8,
+            classifier_batch: 4,
             ..Self::default()
         }
     }
@@ -155,6 +159,9 @@ impl PipelineConfig {
         }
         if self.folds < 2 {
             return Err(PipelineError::config("folds", "need at least 2"));
+        }
+        if self.classifier_batch == 0 {
+            return Err(PipelineError::config("classifier_batch", "must be positive"));
         }
         if self.batch_size < 2 {
             return Err(PipelineError::config("batch_size", "must be at least 2"));

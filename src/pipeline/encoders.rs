@@ -45,10 +45,16 @@ fn fit_config(config: &PipelineConfig, epochs: usize, seed: u64) -> FitConfig {
             lr: 1e-3,
             ..Default::default()
         },
-        batch_size: config.batch_size,
+        batch_size: config.classifier_batch,
         epochs,
         max_grad_norm: Some(1.0),
         seed,
+    }
+}
+
+fn report_losses(what: &str, losses: &[f64]) {
+    if let (Some(a), Some(b)) = (losses.first(), losses.last()) {
+        eprintln!("  {what}: BCE {a:.4} (first epoch) -> {b:.4} (last epoch)");
     }
 }
 
@@ -76,7 +82,8 @@ pub fn pretrain_ctpa(
         &encoder,
         fit_config(config, config.pretrain_epochs, config.seed),
     )?;
-    trainer.fit(&encoder, &data)?;
+    let losses = trainer.fit(&encoder, &data)?;
+    report_losses("CTPA pretraining", &losses);
     encoder.slice_cnn_mut().set_frozen(true);
     Ok(encoder)
 }
@@ -104,7 +111,8 @@ pub fn pretrain_cxr(
         &encoder,
         fit_config(config, config.pretrain_epochs * 2, config.seed ^ 1),
     )?;
-    trainer.fit(&encoder, &data)?;
+    let losses = trainer.fit(&encoder, &data)?;
+    report_losses("X-ray pretraining", &losses);
     encoder.set_backbone_frozen(true);
     debug_assert!(encoder
         .trainable_vars()

@@ -44,7 +44,7 @@ impl Default for PhantomConfig {
             slices: 16,
             cxr_size: 32,
             prevalence: 0.35,
-            oligaemia_hu: 25.0,
+            oligaemia_hu: 40.0,
             lung_hu_sd: 25.0,
             cxr_noise: 0.02,
             ct_noise_hu: 30.0,
@@ -129,7 +129,7 @@ pub fn phantom_case(config: &PhantomConfig, label: bool, rng: &mut StdRng) -> Re
                     y: c + (rng.random::<f64>() - 0.5) * lung_b * 1.2,
                     dx: (rng.random::<f64>() - 0.5) * 0.15,
                     dy: (rng.random::<f64>() - 0.5) * 0.15,
-                    radius: (0.045 + 0.015 * rng.random::<f64>()) * s,
+                    radius: (0.07 + 0.02 * rng.random::<f64>()) * s,
                 },
             ));
         }
@@ -141,7 +141,7 @@ pub fn phantom_case(config: &PhantomConfig, label: bool, rng: &mut StdRng) -> Re
         let k = 1 + usize::from(rng.random::<f64>() < 0.4);
         for _ in 0..k {
             let v = rng.random_range(0..vessels.len());
-            let len = (nz / 4).max(2) + rng.random_range(0..(nz / 4).max(1));
+            let len = (nz / 3).max(2) + rng.random_range(0..(nz / 4).max(1));
             let z0 = rng.random_range(0..=(nz - len));
             clots.push((v, z0, z0 + len));
             affected[vessels[v].0] = true;

@@ -172,7 +172,7 @@ fn fit_config(config: &PipelineConfig, seed: u64) -> FitConfig {
             lr: 1e-3,
             ..Default::default()
         },
-        batch_size: config.batch_size,
+        batch_size: config.classifier_batch,
         epochs: config.head_epochs,
         max_grad_norm: Some(1.0),
         seed,
@@ -350,6 +350,25 @@ pub fn run_on(
         );
         let ctpa_enc = pretrain_ctpa(pretrain_set, config, device)?;
         let cxr_enc = pretrain_cxr(pretrain_set, config, device)?;
+        // How well the pretrained classifiers transfer to the (disjoint) cohort, as a check of
+        // the frozen features; no cohort label is used for training here.
+        let vols: Vec<_> = cohort.patients.iter().map(|p| &p.ctpa).collect();
+        let p_ct = cxr_encoder::train::predict_proba(&ctpa_enc, &vols, config.classifier_batch)?;
+        let imgs: Vec<_> = cohort.patients.iter().map(|p| &p.cxr).collect();
+        let p_x = cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?;
+        let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+        let vols: Vec<_> = pretrain_set.patients.iter().map(|p| &p.ctpa).collect();
+        let q_ct = cxr_encoder::train::predict_proba(&ctpa_enc, &vols, config.classifier_batch)?;
+        let imgs: Vec<_> = pretrain_set.patients.iter().map(|p| &p.cxr).collect();
+        let q_x = cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?;
+        let pre_labels = pretrain_set.labels();
+        eprintln!(
+            "  pretrained classifiers, AUC on their own training set / on the cohort: CTPA {:.3} / {:.3}, X-ray {:.3} / {:.3}",
+            med_eval::roc_auc(&pre_labels, &f64s(q_ct))?,
+            med_eval::roc_auc(&labels, &f64s(p_ct))?,
+            med_eval::roc_auc(&pre_labels, &f64s(q_x))?,
+            med_eval::roc_auc(&labels, &f64s(p_x))?
+        );
         let feats = Features {
             seqs: slice_sequences(&ctpa_enc, cohort)?,
             cxr: cxr_features(&cxr_enc, cohort, config.batch_size)?,
