@@ -33,7 +33,7 @@ pub struct PairedCohort {
 
 /// Windows HU to `[lo, hi]` and scales to [0, 1].
 pub fn window_hu(volume: &Volume, (lo, hi): (f32, f32)) -> Result<Volume> {
-    if !(hi > lo) {
+    if hi.is_nan() || lo.is_nan() || hi <= lo {
         return Err(PipelineError::config(
             "window",
             format!("empty window [{lo}, {hi}]"),

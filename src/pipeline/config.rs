@@ -161,7 +161,10 @@ impl PipelineConfig {
             return Err(PipelineError::config("folds", "need at least 2"));
         }
         if self.classifier_batch == 0 {
-            return Err(PipelineError::config("classifier_batch", "must be positive"));
+            return Err(PipelineError::config(
+                "classifier_batch",
+                "must be positive",
+            ));
         }
         if self.batch_size < 2 {
             return Err(PipelineError::config("batch_size", "must be at least 2"));

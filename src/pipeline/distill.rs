@@ -55,8 +55,9 @@ pub struct TrainedPrior {
     pub final_loss: f64,
 }
 
-/// Snapshots taken during training (for the t-SNE figure): `(label, generated embeddings)`.
-pub type Snapshots = Vec<(String, Tensor)>;
+/// Called with the EMA prior at the beginning, middle and end of training (the t-SNE figure).
+pub type SnapshotFn<'a> = dyn FnMut(&str, &DiffusionPrior) -> Result<()> + 'a;
+
 
 fn trainer_config(
     config: &PipelineConfig,
@@ -141,7 +142,7 @@ pub fn train_prior(
     loss: PriorLoss,
     pretrain: Option<(&Tensor, &Tensor)>,
     seed: u64,
-    mut snapshot: Option<&mut dyn FnMut(&str, &DiffusionPrior) -> Result<()>>,
+    mut snapshot: Option<&mut SnapshotFn>,
 ) -> Result<TrainedPrior> {
     let device = cond.device().clone();
     let e = target.dim(1)?;
@@ -274,7 +275,7 @@ pub fn train_prior(
     let mut prior = trainer.ema_prior()?;
     let ts = diffusion_prior::spaced_timesteps(config.timesteps, config.sample_steps)?;
     prior.estimate_gamma(cond, target, &ts, 256, seed ^ 0x6A)?;
-    if let Some(snap) = snapshot.as_deref_mut() {
+    if let Some(snap) = snapshot {
         snap("end", &prior)?;
     }
     Ok(TrainedPrior { prior, final_loss })

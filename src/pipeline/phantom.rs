@@ -118,7 +118,7 @@ pub fn phantom_case(config: &PhantomConfig, label: bool, rng: &mut StdRng) -> Re
     ];
     let lung_cx = [c - 0.2 * s, c + 0.2 * s];
     let (lung_a, lung_b) = (0.15 * s * (1.0 + 0.08 * normal(rng)), 0.24 * s);
-    let contrast = 300.0 + 40.0 * normal(rng);
+    let contrast = 300.0 + 20.0 * normal(rng);
     let mut vessels: Vec<(usize, Vessel)> = Vec::new();
     for (side, &lx) in lung_cx.iter().enumerate() {
         for _ in 0..3 {
@@ -134,14 +134,14 @@ pub fn phantom_case(config: &PhantomConfig, label: bool, rng: &mut StdRng) -> Re
             ));
         }
     }
-    // Emboli: 1-2 clots, each filling a run of slices of one artery.
+    // Emboli: 2-3 clots, each filling a run of slices of one artery.
     let mut clots: Vec<(usize, usize, usize)> = Vec::new(); // (vessel, z0, z1)
     let mut affected = [false; 2];
     if label {
-        let k = 1 + usize::from(rng.random::<f64>() < 0.4);
+        let k = 2 + usize::from(rng.random::<f64>() < 0.5);
         for _ in 0..k {
             let v = rng.random_range(0..vessels.len());
-            let len = (nz / 3).max(2) + rng.random_range(0..(nz / 4).max(1));
+            let len = (nz / 2).max(2) + rng.random_range(0..(nz / 4).max(1));
             let z0 = rng.random_range(0..=(nz - len));
             clots.push((v, z0, z0 + len));
             affected[vessels[v].0] = true;

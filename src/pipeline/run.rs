@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::baselines::{train_student, KdMethod};
 use super::cohort::PairedCohort;
 use super::config::PipelineConfig;
-use super::distill::{classify_samples, sample, train_prior, PriorLoss};
+use super::distill::{classify_samples, sample, train_prior, PriorLoss, SnapshotFn};
 use super::encoders::{cxr_features, pretrain_ctpa, pretrain_cxr, slice_sequences, vit_config};
 use super::error::{PipelineError, Result};
 use super::evaluation::{
@@ -192,6 +192,7 @@ struct Unimodal {
     pre_cxr_z: Tensor,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn unimodal(
     config: &PipelineConfig,
     embed_dim: usize,
@@ -244,7 +245,7 @@ fn prior_variant(
     loss: PriorLoss,
     pretrain: bool,
     seed: u64,
-    snapshot: Option<&mut dyn FnMut(&str, &DiffusionPrior) -> Result<()>>,
+    snapshot: Option<&mut SnapshotFn>,
 ) -> Result<(Vec<f64>, Vec<f64>, u64, f64)> {
     let cond = select(&u.cxr_z, train)?;
     let target = select(&u.ctpa_z, train)?;
@@ -476,12 +477,11 @@ pub fn run_on(
                     config.seed,
                 )
             };
-            let snapshot: Option<&mut dyn FnMut(&str, &DiffusionPrior) -> Result<()>> =
-                if k == 0 && config.tsne {
-                    Some(&mut snap)
-                } else {
-                    None
-                };
+            let snapshot: Option<&mut SnapshotFn> = if k == 0 && config.tsne {
+                Some(&mut snap)
+            } else {
+                None
+            };
             let pretrain_on = config.prior_pretrain_epochs > 0;
             let (mean, sd, params, final_loss) = prior_variant(
                 config,
