@@ -58,7 +58,6 @@ pub struct TrainedPrior {
 /// Called with the EMA prior at the beginning, middle and end of training (the t-SNE figure).
 pub type SnapshotFn<'a> = dyn FnMut(&str, &DiffusionPrior) -> Result<()> + 'a;
 
-
 fn trainer_config(
     config: &PipelineConfig,
     epochs: usize,

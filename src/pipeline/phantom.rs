@@ -236,8 +236,14 @@ fn bilinear(img: &[f64], w: usize, h: usize, x: f64, y: f64) -> f64 {
 /// Labels with exactly `round(n * prevalence)` positives (at least one of each class), in a
 /// seeded random order.
 pub fn draw_labels(n: usize, prevalence: f64, rng: &mut StdRng) -> Result<Vec<bool>> {
-    let pos = ((n as f64 * prevalence).round() as usize).clamp(1, n.saturating_sub(1));
-    if n < 2 || pos == 0 || pos >= n {
+    if n < 2 || !(prevalence > 0.0 && prevalence < 1.0) {
+        return Err(PipelineError::config(
+            "patients",
+            format!("{n} patients at prevalence {prevalence} leave a class empty"),
+        ));
+    }
+    let pos = ((n as f64 * prevalence).round() as usize).clamp(1, n - 1);
+    if pos == 0 || pos >= n {
         return Err(PipelineError::config(
             "patients",
             format!("{n} patients at prevalence {prevalence} leave a class empty"),
