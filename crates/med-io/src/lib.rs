@@ -37,9 +37,9 @@
 #![allow(clippy::needless_range_loop)]
 
 mod atomic;
-pub mod drr;
 pub mod cxr;
 pub mod dicom_io;
+pub mod drr;
 pub mod error;
 pub mod image2d;
 pub mod lung;
@@ -47,8 +47,8 @@ pub mod manifest;
 pub mod nifti_io;
 pub mod preprocess;
 pub mod raster;
-pub mod synthetic;
 pub mod series;
+pub mod synthetic;
 pub mod transforms;
 pub mod volume;
 

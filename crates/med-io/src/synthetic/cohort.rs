@@ -54,10 +54,10 @@ impl Default for CohortConfig {
             seed: 0,
             phantom: PhantomConfig::default(),
             xray: XrayStyle::Clinical(XrayConfig::default()),
-            sign_strength: 0.6,
-            sign_prob_positive: 0.35,
+            sign_strength: 0.7,
+            sign_prob_positive: 0.4,
             sign_prob_negative: 0.12,
-            artefact_prob_negative: 0.3,
+            artefact_prob_negative: 0.4,
         }
     }
 }

@@ -315,9 +315,9 @@ impl Anatomy {
                 + usize::from(rng.random_bool(0.15));
             for _ in 0..n {
                 let u: f64 = rng.random_range(0.0..1.0);
-                let site = if u < 0.3 {
+                let site = if u < 0.25 {
                     EmbolusSite::Central
-                } else if u < 0.65 {
+                } else if u < 0.55 {
                     EmbolusSite::Lobar
                 } else {
                     EmbolusSite::Segmental
@@ -385,7 +385,7 @@ impl Anatomy {
             vessel,
             span: [c - half, c + half],
             relative_radius: rng.random_range(0.6..1.0),
-            hu: self.pa_hu * rng.random_range(0.45..0.7),
+            hu: self.pa_hu * rng.random_range(0.3..0.6),
         });
     }
 }
