@@ -1,9 +1,11 @@
 """Tiny random-weight reference models for cxr-encoder / ctpa-encoder parity tests.
 
 Run: /work/pyenv/bin/python tools/encoders/make_fixtures.py
-Writes crates/cxr-encoder/tests/fixtures/*.safetensors (each well under 1 MB).
+Writes crates/cxr-encoder/tests/fixtures/*.safetensors and crates/ctpa-encoder/tests/fixtures/*.safetensors
+(each well under 1 MB).
 Made with torch 2.x CPU, transformers 5.24.0, timm 1.0.31, open-clip-torch 2.32.0,
-torchvision 0.29.2, safetensors 0.8.0 (versions are printed into each file's metadata).
+torchvision 0.29.2, safetensors 0.8.0 (versions are written into each file's metadata). Tensor
+values are reproducible; the bytes of a rerun can differ because the metadata order of the header varies.
 """
 import os
 

@@ -178,6 +178,22 @@ impl SequenceVit {
         cmkd_train::sorted_vars(&self.map)
     }
 
+    /// Saves `weights.safetensors` and `config.json` into `dir` (each atomically).
+    pub fn save(&self, dir: &std::path::Path) -> Result<()> {
+        cmkd_train::checkpoint::save_varmap(&dir.join("weights.safetensors"), &self.map)?;
+        cmkd_train::checkpoint::save_json(&dir.join("config.json"), &self.config)?;
+        Ok(())
+    }
+
+    /// Loads a model saved by [`SequenceVit::save`]; a missing or mis-shaped tensor is named.
+    pub fn load(dir: &std::path::Path, dtype: DType, device: &Device) -> Result<Self> {
+        let config: SequenceVitConfig =
+            cmkd_train::checkpoint::load_json(&dir.join("config.json"))?;
+        let vit = Self::new(config, 0, dtype, device)?;
+        load_into(&vit.map, &dir.join("weights.safetensors"), "", "")?;
+        Ok(vit)
+    }
+
     /// Loads the class token, positions, blocks and final norm of a transformers DINOv2 checkpoint
     /// (e.g. `facebook/dinov2-small` `model.safetensors`); the width, depth, heads and `positions`
     /// (1369 for 518 px / 14) must match it. `input_proj`, `embed` and `head` keep their values.
@@ -229,6 +245,12 @@ impl SequenceVit {
     /// The normalised class token `(batch, width)` of padded slice embeddings `seq`
     /// `(batch, max_len, in_dim)` where sample `b` has `lengths[b]` valid rows.
     pub fn forward_cls(&self, seq: &Tensor, lengths: &[usize]) -> Result<Tensor> {
+        if seq.rank() != 3 {
+            return Err(Error::Input(format!(
+                "slice embeddings must be (batch, slices, dim), got {:?}",
+                seq.dims()
+            )));
+        }
         let (b, s, f) = seq.dims3()?;
         if f != self.config.in_dim {
             return Err(Error::Input(format!(
@@ -274,5 +296,15 @@ impl SequenceVit {
     /// classifies generated embeddings with it.
     pub fn head_logit(&self, z: &Tensor) -> Result<Tensor> {
         Ok(self.head.forward(z)?.squeeze(1)?)
+    }
+
+    /// A frozen copy of the PE head: what the diffusion prior trains through (the gradient reaches
+    /// the generated embedding, never the head).
+    pub fn frozen_head(&self) -> Result<cxr_encoder::PeHead> {
+        let bias = self
+            .head
+            .bias()
+            .ok_or_else(|| Error::Input("the PE head has no bias".into()))?;
+        Ok(cxr_encoder::PeHead::new(self.head.weight(), bias)?)
     }
 }

@@ -319,6 +319,21 @@ fn typed_errors_and_round_trips() {
     let (z1, _) = enc.forward(&[&a], false).unwrap();
     let (z2, _) = back.forward(&[&a], false).unwrap();
     assert_eq!(z1.to_vec2::<f32>().unwrap(), z2.to_vec2::<f32>().unwrap());
+    // The sequence ViT alone (the frozen CTPA head of the prior) saves and loads too.
+    enc.vit().save(&dir.path().join("vit")).unwrap();
+    let vit = SequenceVit::load(&dir.path().join("vit"), DType::F32, &Device::Cpu).unwrap();
+    let h1 = enc.vit().head_logit(&z1).unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(h1, vit.head_logit(&z1).unwrap().to_vec1::<f32>().unwrap());
+    assert_eq!(
+        h1,
+        enc.vit()
+            .frozen_head()
+            .unwrap()
+            .logits(&z1)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    );
     // A checkpoint missing a tensor is named.
     let mut t =
         candle_core::safetensors::load(dir.path().join("vit.safetensors"), &Device::Cpu).unwrap();

@@ -70,7 +70,7 @@ impl Normalize {
     pub fn clip() -> Self {
         Self {
             mean: vec![0.481_454_66, 0.457_827_5, 0.408_210_73],
-            std: vec![0.268_629_54, 0.261_302_58, 0.275_777_1],
+            std: vec![0.268_629_54, 0.261_302_6, 0.275_777_1],
         }
     }
 
@@ -92,6 +92,11 @@ pub struct CxrEncoderConfig {
     pub embed_dim: usize,
     /// Frozen feature extraction (true) or fine-tuning (false) of the backbone.
     pub freeze_backbone: bool,
+    /// When fine-tuning a ResNet: normalise with batch statistics and update the running ones
+    /// (PyTorch's `train()` behaviour, the default), or keep using the running statistics while
+    /// the affine parameters still train (better for tiny batches such as the paper's 2).
+    #[serde(default = "default_true")]
+    pub train_batch_norm: bool,
     /// Input normalisation.
     pub normalize: Normalize,
 }
@@ -103,6 +108,7 @@ impl CxrEncoderConfig {
             backbone: BackboneConfig::ResNet(ResNetConfig::resnet50()),
             embed_dim: 512,
             freeze_backbone: true,
+            train_batch_norm: true,
             normalize: Normalize::imagenet(),
         }
     }
@@ -113,6 +119,7 @@ impl CxrEncoderConfig {
             backbone: BackboneConfig::Dinov2(config),
             embed_dim: 512,
             freeze_backbone: true,
+            train_batch_norm: true,
             normalize: Normalize::imagenet(),
         }
     }
@@ -123,6 +130,7 @@ impl CxrEncoderConfig {
             backbone: BackboneConfig::Clip(ClipVisionConfig::vit_b16()),
             embed_dim: 512,
             freeze_backbone: true,
+            train_batch_norm: true,
             normalize: Normalize::clip(),
         }
     }
@@ -151,6 +159,10 @@ impl CxrEncoderConfig {
         }
         Ok(())
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 enum Backbone {
@@ -235,7 +247,8 @@ impl CxrEncoder {
         cmkd_train::sorted_vars(&self.map)
             .into_iter()
             .filter(|(n, _)| {
-                !is_buffer(n) && !(self.config.freeze_backbone && n.starts_with(BACKBONE_PREFIX))
+                let frozen = self.config.freeze_backbone && n.starts_with(BACKBONE_PREFIX);
+                !(is_buffer(n) || frozen)
             })
             .collect()
     }
@@ -270,7 +283,9 @@ impl CxrEncoder {
             .broadcast_div(&self.std)?;
         let frozen = self.config.freeze_backbone;
         let f = match &self.backbone {
-            Backbone::ResNet(m) => m.forward(&x, train && !frozen)?,
+            Backbone::ResNet(m) => {
+                m.forward(&x, train && !frozen && self.config.train_batch_norm)?
+            }
             Backbone::Dinov2(m) => m.forward(&x)?,
             Backbone::Clip(m) => m.forward(&x)?,
         };
@@ -289,6 +304,15 @@ impl CxrEncoder {
     /// The PE head on embeddings: `(batch, embed_dim)` to logits `(batch,)`.
     pub fn head_logit(&self, z: &Tensor) -> Result<Tensor> {
         Ok(self.head.forward(z)?.squeeze(1)?)
+    }
+
+    /// A frozen copy of the PE head (gradients reach its input only).
+    pub fn frozen_head(&self) -> Result<crate::PeHead> {
+        let bias = self
+            .head
+            .bias()
+            .ok_or_else(|| Error::Input("the PE head has no bias".into()))?;
+        crate::PeHead::new(self.head.weight(), bias)
     }
 
     /// Stacks single-channel images (all the same size) into a `(batch, channels, h, w)` tensor,

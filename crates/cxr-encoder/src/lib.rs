@@ -43,6 +43,7 @@ pub mod dinov2;
 pub mod embeddings;
 pub mod encoder;
 pub mod error;
+pub mod head;
 pub mod pool;
 pub mod pretrained;
 pub mod resnet;
@@ -51,5 +52,6 @@ pub mod vit;
 
 pub use encoder::{BackboneConfig, CxrEncoder, CxrEncoderConfig, Normalize, BACKBONE_PREFIX};
 pub use error::{Error, Result};
+pub use head::PeHead;
 pub use pretrained::{load_into, LoadReport, WeightSource};
 pub use train::{bce_with_logits, Classifier, ClassifierTrainer, FitConfig};

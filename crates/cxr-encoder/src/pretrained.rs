@@ -86,10 +86,12 @@ impl WeightSource {
                         cache.path().display()
                     )));
                 }
-                let api = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone())
-                    .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                    .build()
-                    .map_err(|e| err(e.to_string()))?;
+                let mut builder = hf_hub::api::sync::ApiBuilder::from_cache(cache.clone())
+                    .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+                if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                let api = builder.build().map_err(|e| err(e.to_string()))?;
                 api.repo(Repo::with_revision(
                     repo.clone(),
                     RepoType::Model,

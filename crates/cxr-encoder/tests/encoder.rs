@@ -45,6 +45,7 @@ fn configs(freeze: bool) -> Vec<CxrEncoderConfig> {
         backbone,
         embed_dim: 8,
         freeze_backbone: freeze,
+        train_batch_norm: true,
         normalize: Normalize::imagenet(),
     })
     .collect()
@@ -153,6 +154,42 @@ fn freezing_really_freezes() {
             } else {
                 assert_ne!(old, &new, "{name} did not train");
             }
+        }
+    }
+}
+
+#[test]
+fn batch_norm_statistics_can_stay_fixed_while_fine_tuning() {
+    for train_bn in [true, false] {
+        let config = CxrEncoderConfig {
+            train_batch_norm: train_bn,
+            ..configs(false).remove(0)
+        };
+        let enc = CxrEncoder::new(config, 4, DType::F32, &Device::Cpu).unwrap();
+        let stats = || -> Vec<Vec<f32>> {
+            cmkd_train::sorted_vars(enc.var_map())
+                .into_iter()
+                .filter(|(n, _)| n.ends_with("running_mean"))
+                .map(|(_, v)| v.as_tensor().to_vec1::<f32>().unwrap())
+                .collect()
+        };
+        let before = stats();
+        let (_, logit) = enc.forward(&images(3, 1), true).unwrap();
+        let grads = logit.sum_all().unwrap().backward().unwrap();
+        assert_eq!(
+            before != stats(),
+            train_bn,
+            "running statistics updated: expected {train_bn}"
+        );
+        for (name, var) in enc
+            .trainable_vars()
+            .iter()
+            .filter(|(n, _)| n.ends_with("bn1.weight"))
+        {
+            assert!(
+                grads.get(var.as_tensor()).is_some(),
+                "{name} has no gradient"
+            );
         }
     }
 }

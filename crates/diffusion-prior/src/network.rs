@@ -539,6 +539,13 @@ impl PriorNetwork {
             }
             Style::PreNorm => Vec::new(),
         };
+        let layers = layers
+            .into_iter()
+            .map(|kv| CachedKv {
+                k: kv.k.detach(),
+                v: kv.v.detach(),
+            })
+            .collect();
         Ok(ConditionCache {
             layers,
             drop_image: drop_all,
@@ -546,7 +553,7 @@ impl PriorNetwork {
         })
     }
 
-    /// Evaluation-mode prediction reusing a [`ConditionCache`] (DALLE2 style), or a full forward
+    /// Evaluation-mode prediction (detached from autograd) reusing a [`ConditionCache`] (DALLE2 style), or a full forward
     /// with `cond` (plain style, which needs `cond`).
     pub fn forward_cached(
         &self,
@@ -577,9 +584,10 @@ impl PriorNetwork {
                     Some(&cache.layers),
                     None,
                 )?;
-                self.head(&h)
+                // Evaluation only: cut the autograd graph, or a sampling chain keeps every step alive.
+                Ok(self.head(&h)?.detach())
             }
-            Style::PreNorm => self.forward(x_t, t, cond, drop, None),
+            Style::PreNorm => Ok(self.forward(x_t, t, cond, drop, None)?.detach()),
         }
     }
 }

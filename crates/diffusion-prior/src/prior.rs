@@ -364,7 +364,7 @@ impl DiffusionPrior {
                 let un = self.network.forward_cached(nc, &x, &tt, &c)?;
                 out = (&un + ((out - &un)? * guidance_scale)?)?;
             }
-            x = sampler.step(&out, i, &x, rng)?;
+            x = sampler.step(&out, i, &x, rng)?.detach();
             bar.inc(1);
         }
         bar.finish_and_clear();

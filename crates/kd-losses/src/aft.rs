@@ -244,3 +244,114 @@ impl Objective for AftKd {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, randn};
+
+    fn s(x: &Tensor) -> f64 {
+        x.to_scalar::<f64>().unwrap()
+    }
+
+    fn aft(ds: usize, dt: usize, blocks: usize) -> AftKd {
+        let c = AftKdConfig {
+            blocks,
+            ..AftKdConfig::new(ds, dt)
+        };
+        AftKd::new(c, 1, DType::F64, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn hand_computed_blocks() {
+        let f = Tensor::new(&[[1.0f64, 1.0, 2.0, 2.0]], &Device::Cpu).unwrap();
+        let a = attention(&f, 2).unwrap().to_vec2::<f64>().unwrap();
+        let r = 17f64.sqrt();
+        assert!((a[0][0] - 1.0 / r).abs() < 1e-15 && (a[0][1] - 4.0 / r).abs() < 1e-15);
+        let fb = feature_blocks(&f, 2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        for v in fb {
+            assert!((v - 0.5f64.sqrt()).abs() < 1e-15);
+        }
+        // With identity transformations a student equal to the teacher costs nothing.
+        let k = aft(4, 4, 2);
+        let eye = Tensor::eye(4, DType::F64, &Device::Cpu).unwrap();
+        for (name, var) in cmkd_train::sorted_vars(k.var_map()) {
+            let v = if name.ends_with("weight") {
+                eye.clone()
+            } else {
+                var.as_tensor().zeros_like().unwrap()
+            };
+            var.set(&v).unwrap();
+        }
+        let e = randn(3, 5, 4, 1.0);
+        assert!(s(&k.forward(&e, &e).unwrap()).abs() < 1e-24);
+        assert!(s(&k.forward(&e, &randn(4, 5, 4, 1.0)).unwrap()) > 0.01);
+    }
+
+    #[test]
+    fn adaptive_weights_follow_rates() {
+        let mut k = aft(3, 4, 2);
+        k.record_epoch(1.0, 1.0);
+        assert_eq!(k.adaptive_weights(), [1.0, 1.0]);
+        k.record_epoch(0.5, 1.0);
+        // Rates 0.5 and 1.0, tau = 2: the stalled feature term gets the larger weight.
+        let (e0, e1) = (0.25f64.exp(), 0.5f64.exp());
+        let w = k.adaptive_weights();
+        assert!((w[0] - 2.0 * e0 / (e0 + e1)).abs() < 1e-12);
+        assert!((w[1] - 2.0 * e1 / (e0 + e1)).abs() < 1e-12);
+        assert!(w[1] > w[0]);
+    }
+
+    #[test]
+    fn gradients_match_finite_differences_and_reach_both_projections() {
+        let k = aft(3, 8, 4);
+        let te = randn(5, 4, 8, 1.0);
+        let x0 = randn(6, 4, 3, 1.0);
+        assert!(check(&x0, 1e-5, |x| k.forward(x, &te)) > 0.0);
+        let loss = k.forward(&x0, &te).unwrap();
+        let g = loss.backward().unwrap();
+        let vars = Objective::trainable_vars(&k);
+        assert_eq!(vars.len(), 4);
+        for (name, v) in vars {
+            let n = g
+                .get(v.as_tensor())
+                .unwrap()
+                .abs()
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let n = s(&n);
+            assert!(n.is_finite() && n > 0.0, "{name}: {n}");
+        }
+    }
+
+    #[test]
+    fn typed_errors() {
+        let c = AftKdConfig {
+            blocks: 3,
+            ..AftKdConfig::new(4, 8)
+        };
+        assert!(matches!(
+            AftKd::new(c, 0, DType::F32, &Device::Cpu),
+            Err(Error::Config { name: "blocks", .. })
+        ));
+        let k = aft(3, 8, 4);
+        assert!(matches!(
+            k.forward(&randn(1, 4, 4, 1.0), &randn(1, 4, 8, 1.0)),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let nan = (randn(1, 4, 8, 1.0) * f64::NAN).unwrap();
+        assert!(matches!(
+            k.forward(&randn(1, 4, 3, 1.0), &nan),
+            Err(Error::NonFinite {
+                tensor: "teacher",
+                ..
+            })
+        ));
+    }
+}

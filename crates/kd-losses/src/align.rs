@@ -137,11 +137,11 @@ impl SmoothL1 {
         pair("smooth_l1", student, teacher)?;
         let beta = self.config.beta;
         let a = (student - teacher)?.abs()?;
-        // With m = min(|d|, beta): 0.5 m^2 / beta + (|d| - m) equals both branches, without a
-        // data-dependent select.
-        let m = a.minimum(beta)?;
-        let quad = m.sqr()?.affine(0.5 / beta, 0.0)?;
-        Ok((quad + (a - m)?)?.mean_all()?)
+        // With m = min(|d|, beta) = beta - relu(beta - |d|), the loss m (|d| - m / 2) / beta equals
+        // both branches without a data-dependent select (relu's backward is one cheap pass).
+        let m = a.affine(-1.0, beta)?.relu()?.affine(-1.0, beta)?;
+        let inner = (a - m.affine(0.5, 0.0)?)?;
+        Ok((m * inner)?.mean_all()?.affine(1.0 / beta, 0.0)?)
     }
 }
 
@@ -300,16 +300,25 @@ mod tests {
     fn typed_errors() {
         let a = randn(1, 3, 4, 1.0);
         let b = randn(2, 3, 5, 1.0);
-        assert!(matches!(Mse.forward(&a, &b), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(
+            Mse.forward(&a, &b),
+            Err(Error::ShapeMismatch { .. })
+        ));
         let nan = (a.clone() * f64::NAN).unwrap();
         assert!(matches!(
             Cosine::default().forward(&nan, &a),
-            Err(Error::NonFinite { tensor: "student", .. })
+            Err(Error::NonFinite {
+                tensor: "student",
+                ..
+            })
         ));
         let v = Tensor::new(&[1.0f64, 2.0], &Device::Cpu).unwrap();
         assert!(matches!(
             Bce::default().forward(&v, &v),
-            Err(Error::BadShape { tensor: "targets", .. })
+            Err(Error::BadShape {
+                tensor: "targets",
+                ..
+            })
         ));
         assert!(SmoothL1::new(SmoothL1Config { beta: 0.0 }).is_err());
     }

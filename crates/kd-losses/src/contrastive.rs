@@ -93,14 +93,11 @@ impl Contrastive {
         } else {
             (student.clone(), teacher.detach())
         };
-        // Pairwise differences [B, B, D]: exact zeros for identical pairs, unlike the expanded
-        // |a|^2 + |b|^2 - 2ab, so the positive term and its gradient vanish exactly.
-        let diff = s.unsqueeze(1)?.broadcast_sub(&t.unsqueeze(0)?)?;
-        let d2 = diff.sqr()?.sum(D::Minus1)?;
         let dev = student.device();
         let dt = student.dtype();
-        let eye = Tensor::eye(b, dt, dev)?;
-        let positive = (&d2 * &eye)?.sum_all()?.affine(1.0 / b as f64, 0.0)?;
+        // Positives from the paired differences directly: exactly zero (with a zero gradient) for
+        // identical pairs.
+        let positive = (&s - &t)?.sqr()?.sum(D::Minus1)?.mean_all()?;
         let mut neg_mask: Vec<f32> = (0..b * b)
             .map(|k| if k / b == k % b { 0.0 } else { 1.0 })
             .collect();
@@ -123,6 +120,14 @@ impl Contrastive {
             Tensor::zeros((), dt, dev)?
         } else {
             let mask = Tensor::from_vec(neg_mask, (b, b), dev)?.to_dtype(dt)?;
+            // All pairwise squared distances from the Gram matrix, |s|^2 + |t|^2 - 2 s.t, one
+            // matmul instead of a [B, B, D] difference; rounding can make it slightly negative.
+            let ss = s.sqr()?.sum_keepdim(D::Minus1)?;
+            let tt = t.sqr()?.sum_keepdim(D::Minus1)?.t()?;
+            let d2 = ss
+                .broadcast_add(&tt)?
+                .sub(&s.matmul(&t.t()?)?.affine(2.0, 0.0)?)?
+                .relu()?;
             // A small floor inside the root keeps the gradient of d finite at d = 0.
             let d = (d2 + 1e-12)?.sqrt()?;
             let hinge = d.neg()?.affine(1.0, self.config.margin)?.relu()?.sqr()?;
@@ -192,7 +197,9 @@ mod tests {
     fn zero_for_identical_positives_and_far_negatives() {
         // Orthonormal rows: positives identical, negatives at distance sqrt(2) > margin 1.
         let e = Tensor::eye(4, candle_core::DType::F64, &Device::Cpu).unwrap();
-        let p = Contrastive::default().forward(&(&e * 3.0).unwrap(), &e, None).unwrap();
+        let p = Contrastive::default()
+            .forward(&(&e * 3.0).unwrap(), &e, None)
+            .unwrap();
         assert_eq!(s(&p.total), 0.0);
         // The same pairs with a larger margin are penalised.
         let p = Contrastive::new(ContrastiveConfig {
@@ -248,7 +255,10 @@ mod tests {
         let nan = (&a * f64::NAN).unwrap();
         assert!(matches!(
             Contrastive::default().forward(&a, &nan, None),
-            Err(Error::NonFinite { tensor: "teacher", .. })
+            Err(Error::NonFinite {
+                tensor: "teacher",
+                ..
+            })
         ));
         assert!(Contrastive::new(ContrastiveConfig {
             margin: -1.0,

@@ -386,3 +386,123 @@ impl Adversary for DiscomKd {
         self.discriminator_loss(v.student_embedding, v.teacher_embedding)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, randn};
+
+    fn s(x: &Tensor) -> f64 {
+        x.to_scalar::<f64>().unwrap()
+    }
+
+    fn small(mode: AdversarialMode) -> DiscomKd {
+        let c = DiscomKdConfig {
+            hidden: 8,
+            part_dim: 4,
+            adversarial: mode,
+            ..DiscomKdConfig::new(3, 5)
+        };
+        DiscomKd::new(c, 7, DType::F64, &Device::Cpu).unwrap()
+    }
+
+    fn labels() -> Tensor {
+        Tensor::new(&[0.0f64, 1.0, 1.0, 0.0, 1.0, 0.0], &Device::Cpu).unwrap()
+    }
+
+    fn grad_sum(g: &candle_core::backprop::GradStore, v: &Var) -> Option<f64> {
+        g.get(v.as_tensor())
+            .map(|t| s(&t.abs().unwrap().sum_all().unwrap()))
+    }
+
+    #[test]
+    fn gradient_reversal_is_identity_forward_and_negated_backward() {
+        let x = Var::new(&[1.5f64, -2.0], &Device::Cpu).unwrap();
+        let y = gradient_reversal(x.as_tensor(), 0.7).unwrap();
+        assert_eq!(y.to_vec1::<f64>().unwrap(), vec![1.5, -2.0]);
+        let g = (y * 3.0).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = g.get(x.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        assert!(g.iter().all(|v| (v + 2.1).abs() < 1e-12), "{g:?}");
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        // The alternating mode's loss is an ordinary function (no reversal), so its autograd
+        // gradient must match finite differences.
+        let k = small(AdversarialMode::Alternating);
+        let te = randn(31, 6, 5, 1.0);
+        let x0 = randn(32, 6, 3, 1.0);
+        assert!(check(&x0, 1e-5, |x| Ok(k.forward(x, &te, &labels())?.total)) > 0.0);
+    }
+
+    #[test]
+    fn every_part_gets_a_gradient_with_reversal() {
+        let k = small(AdversarialMode::GradientReversal { lambda: 1.0 });
+        let st = Var::from_tensor(&randn(33, 6, 3, 1.0)).unwrap();
+        let te = Var::from_tensor(&randn(34, 6, 5, 1.0)).unwrap();
+        let p = k
+            .forward(st.as_tensor(), te.as_tensor(), &labels())
+            .unwrap();
+        let g = p.total.backward().unwrap();
+        let vars = Objective::trainable_vars(&k);
+        // 2 branches x (enc_inv, proj, proj_norm, enc_spec.0, enc_spec.1, task_cl) + 4 heads.
+        assert_eq!(vars.len(), 2 * 12 + 4 * 2);
+        for (name, v) in &vars {
+            let n = grad_sum(&g, v).unwrap_or(0.0);
+            assert!(n.is_finite() && n > 0.0, "{name}: {n}");
+        }
+        assert!(grad_sum(&g, &st).unwrap() > 0.0);
+        assert!(
+            grad_sum(&g, &te).is_none(),
+            "the teacher embedding must stay frozen"
+        );
+        assert!(Objective::adversary(&k).is_none());
+    }
+
+    #[test]
+    fn alternating_mode_separates_the_discriminator() {
+        let k = small(AdversarialMode::Alternating);
+        let st = Var::from_tensor(&randn(35, 6, 3, 1.0)).unwrap();
+        let te = randn(36, 6, 5, 1.0);
+        let main = Objective::trainable_vars(&k);
+        let adv = k.adversary_vars();
+        assert_eq!(adv.len(), 2);
+        assert!(main.iter().all(|(n, _)| !n.contains("discr")));
+        let l = k.discriminator_loss(st.as_tensor(), &te).unwrap();
+        let g = l.backward().unwrap();
+        for (name, v) in &adv {
+            assert!(grad_sum(&g, v).unwrap() > 0.0, "{name}");
+        }
+        for (name, v) in &main {
+            assert!(
+                grad_sum(&g, v).is_none(),
+                "{name} must not learn from the discriminator step"
+            );
+        }
+        assert!(grad_sum(&g, &st).is_none());
+        // An untrained discriminator is near chance: loss near ln 2.
+        assert!((s(&l) - 2f64.ln()).abs() < 0.5);
+    }
+
+    #[test]
+    fn typed_errors() {
+        let k = small(AdversarialMode::Alternating);
+        assert!(matches!(
+            k.forward(&randn(1, 6, 4, 1.0), &randn(1, 6, 5, 1.0), &labels()),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let nan = (randn(1, 6, 3, 1.0) * f64::NAN).unwrap();
+        assert!(matches!(
+            k.forward(&nan, &randn(1, 6, 5, 1.0), &labels()),
+            Err(Error::NonFinite {
+                tensor: "student",
+                ..
+            })
+        ));
+        let c = DiscomKdConfig {
+            part_dim: 0,
+            ..DiscomKdConfig::new(3, 5)
+        };
+        assert!(DiscomKd::new(c, 0, DType::F32, &Device::Cpu).is_err());
+    }
+}

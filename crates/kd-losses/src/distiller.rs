@@ -16,6 +16,21 @@ pub trait EmbeddingClassifier {
     fn logit(&self, embedding: &Tensor) -> candle_core::Result<Tensor>;
 }
 
+/// A constant `VarBuilder` over copies of the tensors in `map`: a model built from it is frozen
+/// (its weights are not variables, so back-propagation neither computes nor stores gradients for
+/// them, even where the student's embedding flows through the teacher head).
+pub fn frozen_var_builder(
+    map: &candle_nn::VarMap,
+    dtype: DType,
+    device: &candle_core::Device,
+) -> Result<candle_nn::VarBuilder<'static>> {
+    let mut tensors = std::collections::HashMap::new();
+    for (name, var) in cmkd_train::sorted_vars(map) {
+        tensors.insert(name, var.as_tensor().detach().copy()?);
+    }
+    Ok(candle_nn::VarBuilder::from_tensors(tensors, dtype, device))
+}
+
 /// Where the student's logit comes from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogitSource {
@@ -48,7 +63,9 @@ pub struct DistillerConfig {
 }
 
 impl Default for DistillerConfig {
-    /// The paper's classifier training (AdamW) at a learning rate suited to small models.
+    /// AdamW (PyTorch defaults, lr 1e-3), clipping at 1, 10 epochs of 64 stratified pairs, the
+    /// student's own head. (The paper trained its classifiers with AdamW at lr 1e-6, batch 2, on
+    /// full-size encoders; set those explicitly to reproduce it.)
     fn default() -> Self {
         Self {
             epochs: 10,
@@ -117,14 +134,15 @@ impl PairedData {
     }
 }
 
-/// Mean loss and mean named parts over an epoch.
+/// A loss, its named parts and the adversary's loss: one step's values, or their means over an
+/// epoch or a data set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochStats {
-    /// Mean of the total loss over the batches.
+pub struct LossStats {
+    /// The total loss.
     pub loss: f64,
-    /// Means of the named parts.
+    /// The named parts.
     pub parts: Vec<(String, f64)>,
-    /// Mean of the adversary's own loss, when the objective has one.
+    /// The adversary's own loss, when the objective has one.
     pub adversary_loss: Option<f64>,
 }
 
@@ -210,8 +228,8 @@ fn batches(
 impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
     /// A distiller for `student` (whose trainable variables are `student_vars`, e.g.
     /// `cmkd_train::sorted_vars(&map)`) against the frozen `teacher`. Build the teacher from
-    /// constant tensors (e.g. `VarBuilder::from_mmaped_safetensors`) so that no gradient is even
-    /// computed for it.
+    /// constant tensors ([`frozen_var_builder`], `VarBuilder::from_mmaped_safetensors`) so that no
+    /// gradient is even computed for it; its outputs are detached in any case.
     pub fn new(
         student: S,
         student_vars: Vec<(String, Var)>,
@@ -289,12 +307,15 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
     }
 
     fn teacher_views(&self, teacher_inputs: &Tensor) -> Result<(Tensor, Tensor)> {
+        // Checked here because a NaN input can vanish inside a model (ReLU maps NaN to 0).
+        validate::finite("distiller", "teacher_inputs", teacher_inputs)?;
         let e_t = self.teacher.embedding(teacher_inputs)?.detach();
         let z_t = self.teacher.logit(&e_t)?.detach();
         Ok((e_t, z_t))
     }
 
     fn student_views(&self, student_inputs: &Tensor) -> Result<(Tensor, Tensor)> {
+        validate::finite("distiller", "student_inputs", student_inputs)?;
         let e_s = self.student.embedding(student_inputs)?;
         let z_s = match self.config.logit_source {
             LogitSource::StudentHead => self.student.logit(&e_s)?,
@@ -322,14 +343,14 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
         self.objective.loss(&views)
     }
 
-    /// One optimizer step (and one adversary step first, if any) on a batch; returns the total
-    /// loss before the update, its parts and the adversary's loss.
+    /// One optimizer step (and one adversary step first, if any) on a batch; returns the losses
+    /// before the update.
     pub fn train_step(
         &mut self,
         student_inputs: &Tensor,
         teacher_inputs: &Tensor,
         labels: &Tensor,
-    ) -> Result<(f64, Vec<(String, f64)>, Option<f64>)> {
+    ) -> Result<LossStats> {
         let (e_t, z_t) = self.teacher_views(teacher_inputs)?;
         let (e_s, z_s) = self.student_views(student_inputs)?;
         let views = Views {
@@ -369,7 +390,11 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
         }
         self.optimizer.step(&grads)?;
         self.step += 1;
-        Ok((total, parts, adv))
+        Ok(LossStats {
+            loss: total,
+            parts,
+            adversary_loss: adv,
+        })
     }
 
     fn epoch_batches(&self, data: &PairedData, epoch: u64) -> Result<Vec<Vec<usize>>> {
@@ -398,7 +423,7 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
     /// Trains for `config.epochs` epochs over `data`, showing a progress bar; returns each epoch's
     /// mean training loss and parts. The objective's [`Objective::end_epoch`] is called after every
     /// epoch.
-    pub fn fit(&mut self, data: &PairedData) -> Result<Vec<EpochStats>> {
+    pub fn fit(&mut self, data: &PairedData) -> Result<Vec<LossStats>> {
         let per_epoch = self.epoch_batches(data, 0)?.len();
         let bar = cmkd_train::progress::bar(
             (self.config.epochs * per_epoch) as u64,
@@ -410,8 +435,9 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
             let mut acc = Accumulator::default();
             for idx in &plan {
                 let (xs, xt, y) = data.rows(idx)?;
-                let (l, parts, adv) = self.train_step(&xs, &xt, &y)?;
-                acc.add(l, &parts, adv);
+                let st = self.train_step(&xs, &xt, &y)?;
+                let l = st.loss;
+                acc.add(l, &st.parts, st.adversary_loss);
                 bar.inc(1);
                 bar.set_prefix(format!("loss {l:.4}"));
             }
@@ -425,7 +451,7 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
     }
 
     /// Mean loss and parts over `data` in batches of `config.batch_size`, without updating anything.
-    pub fn evaluate(&self, data: &PairedData) -> Result<EpochStats> {
+    pub fn evaluate(&self, data: &PairedData) -> Result<LossStats> {
         let plan = self.epoch_batches(data, 0)?;
         let mut acc = Accumulator::default();
         for idx in &plan {
@@ -483,9 +509,9 @@ impl Accumulator {
         }
     }
 
-    fn finish(self) -> EpochStats {
+    fn finish(self) -> LossStats {
         let n = self.n.max(1) as f64;
-        EpochStats {
+        LossStats {
             loss: self.loss / n,
             parts: self.parts.into_iter().map(|(k, v)| (k, v / n)).collect(),
             adversary_loss: self.adv.map(|a| a / n),

@@ -206,7 +206,9 @@ mod tests {
         assert!((s(&p.total) - kl).abs() < 1e-14);
         // Equal logits: no distillation signal; the hard term alone is ln 2 at z = 0.
         let z = v(&[0.0, 0.0]);
-        let p = HintonKd::default().forward(&z, &z, &v(&[1.0, 0.0])).unwrap();
+        let p = HintonKd::default()
+            .forward(&z, &z, &v(&[1.0, 0.0]))
+            .unwrap();
         assert!(s(&p.kd).abs() < 1e-15);
         assert!((s(&p.total) - 0.1 * 2f64.ln()).abs() < 1e-14);
     }
@@ -224,7 +226,11 @@ mod tests {
         let mut kl = 0.0;
         for (a, b) in zs.iter().zip(&zt) {
             let (ps, pt) = (sm(a), sm(b));
-            kl += pt.iter().zip(&ps).map(|(t, s)| t * (t / s).ln()).sum::<f64>();
+            kl += pt
+                .iter()
+                .zip(&ps)
+                .map(|(t, s)| t * (t / s).ln())
+                .sum::<f64>();
         }
         kl /= 2.0;
         let d = Device::Cpu;
@@ -241,7 +247,9 @@ mod tests {
             alpha: 1.0,
         })
         .unwrap();
-        let half = one.kd_term(&(&ts * 0.5).unwrap(), &(&tt * 0.5).unwrap()).unwrap();
+        let half = one
+            .kd_term(&(&ts * 0.5).unwrap(), &(&tt * 0.5).unwrap())
+            .unwrap();
         assert!((s(&two.kd_term(&ts, &tt).unwrap()) - 4.0 * s(&half)).abs() < 1e-13);
         // Hard term of the softmax form is the cross-entropy with class indices.
         let y = Tensor::new(&[1u32, 0], &d).unwrap();
@@ -261,6 +269,29 @@ mod tests {
         let y3 = Tensor::new(&[0u32, 2, 1, 2], &Device::Cpu).unwrap();
         let z3 = randn(8, 4, 3, 2.0);
         assert!(check(&z3, 1e-6, |z| Ok(kd.forward(z, &zt3, &y3)?.total)) > 0.0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn t1_equals_kl_and_kd_is_non_negative(
+            zs in proptest::collection::vec(-30.0f64..30.0, 1..8),
+            shift in -5.0f64..5.0,
+            t in 0.5f64..20.0,
+        ) {
+            let zt: Vec<f64> = zs.iter().map(|z| z + shift).collect();
+            let one = HintonKd::new(HintonConfig { temperature: 1.0, alpha: 1.0 }).unwrap();
+            let got = s(&one.kd_term(&v(&zs), &v(&zt)).unwrap());
+            let want = zs.iter().zip(&zt).map(|(a, b)| {
+                let (p, q) = (sig(*b), sig(*a));
+                let term = |x: f64, y: f64| if x == 0.0 { 0.0 } else { x * (x / y).ln() };
+                term(p, q) + term(1.0 - p, 1.0 - q)
+            }).sum::<f64>() / zs.len() as f64;
+            proptest::prop_assert!((got - want).abs() <= 1e-9 * (1.0 + want.abs()), "{} vs {}", got, want);
+            let kd = HintonKd::new(HintonConfig { temperature: t, alpha: 1.0 }).unwrap();
+            let k = s(&kd.kd_term(&v(&zs), &v(&zt)).unwrap());
+            proptest::prop_assert!(k.is_finite() && k >= -1e-12);
+        }
     }
 
     #[test]

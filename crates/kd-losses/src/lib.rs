@@ -100,7 +100,8 @@ pub use align::{
 pub use contrastive::{Contrastive, ContrastiveConfig, ContrastiveParts};
 pub use discom::{gradient_reversal, AdversarialMode, DiscomKd, DiscomKdConfig, DiscomParts};
 pub use distiller::{
-    Distiller, DistillerConfig, EmbeddingClassifier, EpochStats, LogitSource, PairedData,
+    frozen_var_builder, Distiller, DistillerConfig, EmbeddingClassifier, LogitSource, LossStats,
+    PairedData,
 };
 pub use error::{Error, Result};
 pub use hinton::{HintonConfig, HintonKd, HintonParts};

@@ -53,8 +53,8 @@ pub trait Objective {
     /// Whether the loss depends on the student logit (so the student head receives a gradient).
     fn uses_student_logit(&self) -> bool;
 
-    /// The objective's own trainable variables (projections, auxiliary encoders, heads), sorted by
-    /// name; they are optimised together with the student.
+    /// The objective's own trainable variables (projections, auxiliary encoders, heads) in a fixed
+    /// order (sorted by name within each objective); they are optimised together with the student.
     fn trainable_vars(&self) -> Vec<(String, Var)> {
         Vec::new()
     }

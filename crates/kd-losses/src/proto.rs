@@ -4,7 +4,6 @@
 use candle_core::{Tensor, D};
 use serde::{Deserialize, Serialize};
 
-use crate::align::cosine_similarity;
 use crate::logistic::{bce_with_logits_elementwise, bernoulli_kl_elementwise};
 use crate::objective::{LossTerms, Objective, Views};
 use crate::{validate, Error, Result};
@@ -96,16 +95,14 @@ fn prototypes(e: &Tensor, classes: &[u8], present: &[u8]) -> Result<Tensor> {
     Ok(w.matmul(e)?)
 }
 
-/// `[batch, classes]` cosine similarities of each row of `e` to each prototype.
+/// `[batch, classes]` cosine similarities of each row of `e` to each prototype,
+/// `e.p / max(|e| |p|, eps)`, as one matmul.
 fn similarity(e: &Tensor, protos: &Tensor, eps: f64) -> Result<Tensor> {
-    let k = protos.dim(0)?;
-    let cols = (0..k)
-        .map(|j| {
-            let p = protos.narrow(0, j, 1)?.broadcast_as(e.shape())?;
-            Ok(cosine_similarity(e, &p, eps)?.unsqueeze(1)?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&cols, D::Minus1)?)
+    let dot = e.matmul(&protos.t()?)?;
+    let ne = e.sqr()?.sum_keepdim(D::Minus1)?;
+    let np = protos.sqr()?.sum_keepdim(D::Minus1)?.t()?;
+    let den = ne.broadcast_mul(&np)?.maximum(eps * eps)?.sqrt()?;
+    Ok((dot / den)?)
 }
 
 impl ProtoKd {
@@ -290,6 +287,24 @@ mod tests {
         .unwrap();
         let te = randn(2, 3, 2, 1.0);
         assert!(s(&skip.prototype_term(&e, &te, &y).unwrap()) > 0.0);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+        #[test]
+        fn prototype_term_invariances(seed in 0u64..1000, a in 0.01f64..100.0, n1 in 1usize..5) {
+            // n1 positives among 6, so both classes are present.
+            let y: Vec<f64> = (0..6).map(|i| f64::from(u8::from(i < n1))).collect();
+            let y = Tensor::new(y.as_slice(), &Device::Cpu).unwrap();
+            let st = randn(seed, 6, 4, 1.0);
+            let te = randn(seed + 1, 6, 7, 1.0);
+            let pk = ProtoKd::default();
+            let base = s(&pk.prototype_term(&st, &te, &y).unwrap());
+            let scaled = s(&pk.prototype_term(&(&st * a).unwrap(), &te, &y).unwrap());
+            proptest::prop_assert!((base - scaled).abs() < 1e-12);
+            proptest::prop_assert!((0.0..=4.0).contains(&base));
+            proptest::prop_assert!(s(&pk.prototype_term(&te, &te, &y).unwrap()) < 1e-24);
+        }
     }
 
     #[test]

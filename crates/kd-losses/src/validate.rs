@@ -40,13 +40,15 @@ pub(crate) fn same_shape(
 
 /// Fails if any element of `t` is NaN or infinite. One reduction and one scalar copy to the host.
 pub(crate) fn finite(what: &'static str, name: &'static str, t: &Tensor) -> Result<()> {
-    // The sum of |x| is finite iff every element is (barring overflow, itself a problem upstream).
-    let s = t
-        .detach()
-        .to_dtype(DType::F64)?
-        .abs()?
-        .sum_all()?
-        .to_scalar::<f64>()?;
+    // NaN and infinities propagate through a plain sum (inf - inf is NaN), so the sum is finite
+    // iff every element is, barring overflow of the sum itself. Half types are summed in f32 so
+    // that ordinary values cannot overflow; f32/f64 are summed as they are, avoiding a copy.
+    let t = t.detach();
+    let t = match t.dtype() {
+        DType::F16 | DType::BF16 => t.to_dtype(DType::F32)?,
+        _ => t,
+    };
+    let s = t.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     if s.is_finite() {
         Ok(())
     } else {

@@ -20,8 +20,11 @@ fn cubic2(x: f64, a: f64) -> f64 {
 
 /// The `(out_len, in_len)` row-major matrix of `torch.nn.functional.interpolate(mode="bicubic",
 /// align_corners=False)` along one axis with an output size given (no antialiasing), as
-/// transformers' DINOv2 uses it.
+/// transformers' DINOv2 uses it. Empty when `in_len` is 0.
 pub fn bicubic_weights(in_len: usize, out_len: usize) -> Vec<f32> {
+    if in_len == 0 {
+        return Vec::new();
+    }
     let mut w = vec![0f64; out_len * in_len];
     let scale = in_len as f64 / out_len as f64;
     let a = -0.75;
@@ -44,8 +47,11 @@ pub fn bicubic_weights(in_len: usize, out_len: usize) -> Vec<f32> {
 }
 
 /// The `(out_len, in_len)` matrix of `interpolate(mode="linear", align_corners=False)` along one
-/// axis with an output size given.
+/// axis with an output size given. Empty when `in_len` is 0.
 pub fn linear_weights(in_len: usize, out_len: usize) -> Vec<f32> {
+    if in_len == 0 {
+        return Vec::new();
+    }
     let mut w = vec![0f64; out_len * in_len];
     let scale = in_len as f64 / out_len as f64;
     for o in 0..out_len {
@@ -64,7 +70,7 @@ pub fn linear_weights(in_len: usize, out_len: usize) -> Vec<f32> {
 /// Returns `(to.0 * to.1, dim)`.
 pub fn resample_grid(pos: &Tensor, from: (usize, usize), to: (usize, usize)) -> Result<Tensor> {
     let (n, _) = pos.dims2()?;
-    if n != from.0 * from.1 || to.0 == 0 || to.1 == 0 {
+    if n != from.0 * from.1 || n == 0 || to.0 == 0 || to.1 == 0 {
         return Err(Error::Input(format!(
             "cannot resample {n} position embeddings on a {from:?} grid to {to:?}"
         )));
@@ -93,10 +99,10 @@ pub fn resample_grid(pos: &Tensor, from: (usize, usize), to: (usize, usize)) -> 
 /// interpolation (the 1D rule of `interpolate(mode="linear", align_corners=False)`).
 pub fn resample_sequence(pos: &Tensor, out_len: usize) -> Result<Tensor> {
     let n = pos.dim(0)?;
-    if out_len == 0 {
-        return Err(Error::Input(
-            "cannot resample position embeddings to 0 positions".into(),
-        ));
+    if out_len == 0 || n == 0 {
+        return Err(Error::Input(format!(
+            "cannot resample {n} position embeddings to {out_len} positions"
+        )));
     }
     if n == out_len {
         return Ok(pos.clone());
@@ -138,6 +144,7 @@ mod tests {
                 }
             }
         }
+        assert!(bicubic_weights(0, 3).is_empty() && linear_weights(0, 3).is_empty());
         let w = linear_weights(5, 5);
         for r in 0..5 {
             assert_eq!(w[r * 5 + r], 1.0);
