@@ -99,6 +99,7 @@ pub fn pretrain_cxr(
         backbone: BackboneConfig::ResNet(cxr_backbone_config()),
         embed_dim: config.embed_dim,
         freeze_backbone: false,
+        train_batch_norm: true,
         normalize: Normalize::identity(1),
     };
     let mut encoder = CxrEncoder::new(enc_config, config.seed ^ 0xC8, DType::F32, device)?;
