@@ -324,3 +324,51 @@ pub fn classify_samples(teacher: &SequenceVit, samples: &Tensor) -> Result<(Vec<
     }
     Ok((mean, sd))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctpa_encoder::SequenceVitConfig;
+
+    #[test]
+    fn sample_statistics_are_the_mean_and_sd_over_draws() {
+        let dev = Device::Cpu;
+        let config = SequenceVitConfig {
+            in_dim: 4,
+            width: 8,
+            depth: 1,
+            heads: 1,
+            mlp_ratio: 2,
+            positions: 4,
+            layer_scale: 1.0,
+            eps: 1e-6,
+            embed_dim: 4,
+        };
+        let vit = SequenceVit::new(config, 0, candle_core::DType::F32, &dev).unwrap();
+        // Two draws for each of three rows; the second draw of row 0 repeats its first.
+        let z = Tensor::new(
+            &[
+                [
+                    [0.1f32, 0.2, 0.3, 0.4],
+                    [1.0, 0.0, 0.0, 0.0],
+                    [0.0, 1.0, 0.0, 0.0],
+                ],
+                [
+                    [0.1f32, 0.2, 0.3, 0.4],
+                    [0.0, 0.0, 1.0, 0.0],
+                    [0.0, 0.0, 0.0, 1.0],
+                ],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let (mean, sd) = classify_samples(&vit, &z).unwrap();
+        let p = sigmoid_vec(&vit.head_logit(&z.reshape((6, 4)).unwrap()).unwrap()).unwrap();
+        for i in 0..3 {
+            let (a, b) = (p[i], p[3 + i]);
+            assert!((mean[i] - (a + b) / 2.0).abs() < 1e-12);
+            assert!((sd[i] - (a - b).abs() / 2f64.sqrt()).abs() < 1e-9);
+        }
+        assert_eq!(sd[0], 0.0);
+    }
+}
