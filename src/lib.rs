@@ -9,6 +9,8 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod pipeline;
+
 pub use cmkd_train;
 pub use ctpa_encoder;
 pub use cxr_encoder;

@@ -1,0 +1,237 @@
+//! Every setting of a pipeline run, serialisable so that its hash keys the on-disk caches.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{PipelineError, Result};
+use super::phantom::PhantomConfig;
+
+/// Settings of the whole pipeline. [`PipelineConfig::default`] is sized for a 2-core CPU in
+/// under 15 minutes; [`PipelineConfig::quick`] for a smoke run; [`PipelineConfig::tiny`] for tests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineConfig {
+    /// Master seed: every random draw derives from it through named streams.
+    pub seed: u64,
+    /// Patients in the paired cohort.
+    pub patients: usize,
+    /// Patients in the CT-only pretraining set (RSPECT-like; disjoint from the cohort).
+    pub pretrain_patients: usize,
+    /// Phantom sizes and signal strengths.
+    pub phantom: PhantomConfig,
+    /// Cross-validation folds.
+    pub folds: usize,
+    /// Width of the CTPA and CXR embeddings (paper: 512).
+    pub embed_dim: usize,
+    /// Epochs of the slice-CNN and CXR-backbone pretraining on the pretraining set.
+    pub pretrain_epochs: usize,
+    /// Epochs of the per-fold CTPA sequence ViT and of the CXR projection.
+    pub head_epochs: usize,
+    /// Width of the sequence ViT.
+    pub vit_width: usize,
+    /// Transformer blocks of the sequence ViT.
+    pub vit_depth: usize,
+    /// Width of the prior's transformer.
+    pub prior_dim: usize,
+    /// Blocks of the prior's transformer.
+    pub prior_depth: usize,
+    /// Diffusion timesteps of training.
+    pub timesteps: usize,
+    /// Prior training epochs on the cohort's training folds.
+    pub prior_epochs: usize,
+    /// Prior pretraining epochs on the pretraining set's (DRR, CTPA) pairs; 0 turns it off.
+    pub prior_pretrain_epochs: usize,
+    /// Prior learning rate.
+    pub prior_lr: f64,
+    /// Weight of the BCE-through-the-teacher term (the MSE term gets `1 - lambda`; paper 0.2).
+    pub lambda: f64,
+    /// Analytic-DPM sampling steps (paper: 64).
+    pub sample_steps: usize,
+    /// Samples drawn per X-ray (mean probability and spread).
+    pub samples_per_xray: usize,
+    /// Epochs of each knowledge-distillation baseline.
+    pub kd_epochs: usize,
+    /// Batch size of the prior and the distillation baselines.
+    pub batch_size: usize,
+    /// Batch size of the classifiers (pretraining and per-fold heads; paper: 2).
+    pub classifier_batch: usize,
+    /// Compute the t-SNE figure (first fold).
+    pub tsne: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            patients: 240,
+            pretrain_patients: 600,
+            phantom: PhantomConfig::default(),
+            folds: 6,
+            embed_dim: 64,
+            pretrain_epochs: 10,
+            head_epochs: 40,
+            vit_width: 32,
+            vit_depth: 1,
+            prior_dim: 64,
+            prior_depth: 2,
+            timesteps: 1000,
+            prior_epochs: 150,
+            prior_pretrain_epochs: 40,
+            prior_lr: 5e-4,
+            lambda: 0.2,
+            sample_steps: 64,
+            samples_per_xray: 8,
+            kd_epochs: 60,
+            batch_size: 32,
+            classifier_batch: 8,
+            tsne: true,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// A smoke run (about a minute or two on 2 cores).
+    pub fn quick() -> Self {
+        Self {
+            patients: 96,
+            pretrain_patients: 320,
+            folds: 3,
+            embed_dim: 32,
+            pretrain_epochs: 8,
+            head_epochs: 20,
+            // 64 training pairs per fold at batch 32: 200 epochs = 400 steps, where the training
+            // loss has levelled off (40 epochs left it at ~0.5, far from converged).
+            prior_epochs: 200,
+            prior_pretrain_epochs: 10,
+            samples_per_xray: 4,
+            kd_epochs: 20,
+            ..Self::default()
+        }
+    }
+
+    /// The smallest run that exercises every part (tests; seconds).
+    pub fn tiny() -> Self {
+        Self {
+            patients: 24,
+            pretrain_patients: 16,
+            phantom: PhantomConfig {
+                size: 16,
+                slices: 4,
+                cxr_size: 32,
+                ..PhantomConfig::default()
+            },
+            folds: 2,
+            embed_dim: 8,
+            pretrain_epochs: 1,
+            head_epochs: 2,
+            vit_width: 8,
+            prior_dim: 16,
+            prior_depth: 1,
+            timesteps: 100,
+            prior_epochs: 3,
+            prior_pretrain_epochs: 1,
+            sample_steps: 8,
+            samples_per_xray: 2,
+            kd_epochs: 2,
+            batch_size: 8,
+            classifier_batch: 4,
+            ..Self::default()
+        }
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        self.phantom.validate()?;
+        let positive = [
+            ("patients", self.patients),
+            ("pretrain_patients", self.pretrain_patients),
+            ("embed_dim", self.embed_dim),
+            ("head_epochs", self.head_epochs),
+            ("vit_width", self.vit_width),
+            ("vit_depth", self.vit_depth),
+            ("prior_dim", self.prior_dim),
+            ("prior_depth", self.prior_depth),
+            ("prior_epochs", self.prior_epochs),
+            ("samples_per_xray", self.samples_per_xray),
+            ("kd_epochs", self.kd_epochs),
+            ("pretrain_epochs", self.pretrain_epochs),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(PipelineError::config(name, "must be positive"));
+            }
+        }
+        if self.folds < 2 {
+            return Err(PipelineError::config("folds", "need at least 2"));
+        }
+        if self.classifier_batch == 0 {
+            return Err(PipelineError::config(
+                "classifier_batch",
+                "must be positive",
+            ));
+        }
+        if self.batch_size < 2 {
+            return Err(PipelineError::config("batch_size", "must be at least 2"));
+        }
+        if self.vit_width % 4 != 0 || self.embed_dim % 4 != 0 || self.prior_dim % 16 != 0 {
+            return Err(PipelineError::config(
+                "vit_width/embed_dim/prior_dim",
+                "vit_width and embed_dim must be multiples of 4 and prior_dim of 16",
+            ));
+        }
+        if self.sample_steps == 0 || self.sample_steps > self.timesteps {
+            return Err(PipelineError::config(
+                "sample_steps",
+                format!("must be in 1..={}", self.timesteps),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.lambda) {
+            return Err(PipelineError::config("lambda", "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+
+    /// A stable hash of the settings (FNV-1a over the JSON), naming the cache folder.
+    pub fn hash(&self) -> Result<String> {
+        Ok(fnv_hex(serde_json::to_string(self)?.as_bytes()))
+    }
+}
+
+/// 64-bit FNV-1a of `bytes` as 16 hex digits (stable across platforms and releases).
+pub fn fnv_hex(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_hash_differs() {
+        for c in [
+            PipelineConfig::default(),
+            PipelineConfig::quick(),
+            PipelineConfig::tiny(),
+        ] {
+            c.validate().unwrap();
+        }
+        let a = PipelineConfig::default().hash().unwrap();
+        let b = PipelineConfig {
+            seed: 1,
+            ..Default::default()
+        }
+        .hash()
+        .unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a, PipelineConfig::default().hash().unwrap());
+        assert!(PipelineConfig {
+            folds: 1,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+}

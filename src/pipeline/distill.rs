@@ -1,0 +1,374 @@
+//! Phase B and C: the diffusion prior that maps an X-ray embedding to a CTPA embedding, trained
+//! with `(1 - lambda) L2 + lambda * BCE` through the frozen CTPA head, and classification of its
+//! samples by that head.
+//!
+//! The BCE target is, as in the published code, the teacher's own probability on the true CTPA
+//! embedding (`sigmoid(h(z))`), so this phase uses no label. The ablation losses replace the BCE
+//! by a kd-losses objective on the predicted embedding.
+
+use candle_core::{Device, Tensor};
+use ctpa_encoder::SequenceVit;
+use diffusion_prior::{
+    AnalyticBounds, AnalyticKind, BetaSchedule, Control, DiffusionPrior, EmaConfig, ExtraLossInput,
+    LrSchedule, NormKind, PairedData, PriorConfig, PriorOptions, Trainer, TrainerConfig,
+};
+use kd_losses::{Objective, Views};
+use serde::{Deserialize, Serialize};
+
+use super::config::PipelineConfig;
+use super::error::{PipelineError, Result};
+use super::heads::sigmoid_vec;
+
+/// The prior's training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PriorLoss {
+    /// L2 on the predicted clean embedding only.
+    L2,
+    /// L2 + BCE of the teacher head on the prediction against the teacher's probability (paper).
+    L2Bce,
+    /// L2 + AFT-KD (attention/feature blocks) between predicted and true embeddings.
+    L2Aft,
+    /// L2 + ProtoKD between predicted and true embeddings (uses labels).
+    L2Proto,
+    /// L2 + a margin contrastive loss between predicted and true embeddings.
+    L2Contrastive,
+}
+
+impl PriorLoss {
+    /// Name in the tables.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PriorLoss::L2 => "L2",
+            PriorLoss::L2Bce => "L2 + BCE",
+            PriorLoss::L2Aft => "L2 + AFT-KD",
+            PriorLoss::L2Proto => "L2 + ProtoKD",
+            PriorLoss::L2Contrastive => "L2 + contrastive",
+        }
+    }
+}
+
+/// A trained prior with what Phase C needs.
+pub struct TrainedPrior {
+    /// EMA weights, with Analytic-DPM statistics estimated.
+    pub prior: DiffusionPrior,
+    /// Loss of the last epoch.
+    pub final_loss: f64,
+}
+
+/// Called with the EMA prior at the beginning, middle and end of training (the t-SNE figure).
+pub type SnapshotFn<'a> = dyn FnMut(&str, &DiffusionPrior) -> Result<()> + 'a;
+
+fn trainer_config(
+    config: &PipelineConfig,
+    epochs: usize,
+    n: usize,
+    seed: u64,
+    loss: PriorLoss,
+) -> TrainerConfig {
+    let spe = n.div_ceil(config.batch_size).max(1);
+    TrainerConfig {
+        epochs,
+        batch_size: config.batch_size,
+        optimizer: diffusion_prior::AdamWConfig {
+            lr: config.prior_lr,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-6,
+            weight_decay: 6.02e-2,
+        },
+        lr_schedule: LrSchedule::WarmupCosine {
+            warmup_steps: 50.min(epochs * spe / 10).max(1),
+            total_steps: (epochs * spe).max(2),
+            min_ratio: 0.1,
+        },
+        max_grad_norm: Some(0.5),
+        ema: Some(EmaConfig {
+            update_after_step: 0,
+            update_every: 1,
+            ..EmaConfig::default()
+        }),
+        mse_weight: if loss == PriorLoss::L2 {
+            1.0
+        } else {
+            1.0 - config.lambda
+        },
+        shuffle: true,
+        seed,
+    }
+}
+
+fn objective_for(
+    loss: PriorLoss,
+    dim: usize,
+    seed: u64,
+    device: &Device,
+) -> Result<Option<Box<dyn Objective>>> {
+    Ok(match loss {
+        PriorLoss::L2 | PriorLoss::L2Bce => None,
+        PriorLoss::L2Aft => {
+            let mut c = kd_losses::AftKdConfig::new(dim, dim);
+            c.blocks = if dim % 8 == 0 { 8 } else { 4 };
+            Some(Box::new(kd_losses::AftKd::new(
+                c,
+                seed,
+                candle_core::DType::F32,
+                device,
+            )?))
+        }
+        PriorLoss::L2Proto => Some(Box::new(kd_losses::ProtoKd::new(
+            kd_losses::ProtoKdConfig {
+                missing_class: kd_losses::MissingClass::Skip,
+                ..Default::default()
+            },
+        )?)),
+        PriorLoss::L2Contrastive => Some(Box::new(kd_losses::Contrastive::new(
+            kd_losses::ContrastiveConfig::default(),
+        )?)),
+    })
+}
+
+/// Trains a prior on `(cond, target)` pairs (raw X-ray and CTPA embeddings of the training fold),
+/// optionally starting from pretraining pairs, and returns its EMA weights with Analytic-DPM
+/// statistics. `labels` (0/1 per training row) are used only by the ProtoKD ablation.
+/// `snapshot` is called with the EMA prior at the start, middle and end of training.
+#[allow(clippy::too_many_arguments)]
+pub fn train_prior(
+    config: &PipelineConfig,
+    cond: &Tensor,
+    target: &Tensor,
+    labels: &Tensor,
+    teacher: &SequenceVit,
+    loss: PriorLoss,
+    pretrain: Option<(&Tensor, &Tensor)>,
+    seed: u64,
+    mut snapshot: Option<&mut SnapshotFn>,
+) -> Result<TrainedPrior> {
+    let device = cond.device().clone();
+    let e = target.dim(1)?;
+    let c = cond.dim(1)?;
+    let heads = (config.prior_dim / 32).max(1);
+    let mut options = PriorOptions::new(
+        PriorConfig::dalle2(
+            e,
+            c,
+            config.prior_dim,
+            config.prior_depth,
+            heads,
+            config.prior_dim / heads,
+        ),
+        BetaSchedule::Cosine,
+        config.timesteps,
+    );
+    options.network.time_embedding = diffusion_prior::TimeEmbedding::Learned {
+        rows: config.timesteps,
+    };
+    // Normalisations are fitted on the data the prior first sees (pretraining pairs if any).
+    let (fit_c, fit_t) = pretrain.unwrap_or((cond, target));
+    let prior = DiffusionPrior::new(
+        options,
+        NormKind::Standardize,
+        NormKind::Standardize,
+        fit_c,
+        fit_t,
+        seed,
+        candle_core::DType::F32,
+        &device,
+    )?;
+    let objective = objective_for(loss, e, seed ^ 0xA7, &device)?;
+    let mut extra = |input: &ExtraLossInput| -> diffusion_prior::Result<Tensor> {
+        let to_prior = |e: PipelineError| {
+            diffusion_prior::Error::Candle(candle_core::Error::Msg(e.to_string()))
+        };
+        let head = |z: &Tensor| teacher.head_logit(z).map_err(|e| to_prior(e.into()));
+        let s_logit = head(input.pred)?;
+        let t_logit = head(input.target)?.detach();
+        match (&objective, loss) {
+            (None, _) => {
+                let p = candle_nn::ops::sigmoid(&t_logit)?;
+                cxr_encoder::bce_with_logits(&s_logit, &p).map_err(|e| to_prior(e.into()))
+            }
+            (Some(obj), _) => {
+                let idx = Tensor::from_vec(
+                    input.indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    input.indices.len(),
+                    labels.device(),
+                )?;
+                let y = labels.index_select(&idx, 0)?;
+                let views = Views {
+                    student_embedding: input.pred,
+                    student_logit: &s_logit,
+                    teacher_embedding: &input.target.detach(),
+                    teacher_logit: &t_logit,
+                    labels: &y,
+                };
+                obj.loss(&views)
+                    .map(|t| t.total)
+                    .map_err(|e| to_prior(e.into()))
+            }
+        }
+    };
+    let use_extra = loss != PriorLoss::L2;
+    let mut prior = prior;
+    if let Some((pc, pt)) = pretrain {
+        if config.prior_pretrain_epochs > 0 {
+            let data = PairedData::new(pc.clone(), pt.clone())?;
+            let n = data.len();
+            // Pretraining learns the mapping with L2 alone (its targets carry no cohort labels).
+            let mut trainer = Trainer::new(
+                prior,
+                trainer_config(
+                    config,
+                    config.prior_pretrain_epochs,
+                    n,
+                    seed ^ 0x5E,
+                    PriorLoss::L2,
+                ),
+            )?;
+            trainer.fit(&data, None, &mut |_| Control::Continue)?;
+            prior = trainer.ema_prior()?;
+        }
+    }
+    let data = PairedData::new(cond.clone(), target.clone())?;
+    let n = data.len();
+    let mut trainer = Trainer::new(
+        prior,
+        trainer_config(config, config.prior_epochs, n, seed, loss),
+    )?;
+    let mut final_loss = f64::NAN;
+    let half = config.prior_epochs / 2;
+    if let Some(snap) = snapshot.as_deref_mut() {
+        snap("beginning", &trainer.ema_prior()?)?;
+    }
+    let mut stop_at = if snapshot.is_some() {
+        half.max(1)
+    } else {
+        usize::MAX
+    };
+    loop {
+        let mut cb = |m: &diffusion_prior::EpochMetrics| {
+            final_loss = m.loss;
+            if m.epoch + 1 == stop_at {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        };
+        if use_extra {
+            trainer.fit(&data, Some(&mut extra), &mut cb)?;
+        } else {
+            trainer.fit(&data, None, &mut cb)?;
+        }
+        if trainer.epoch() >= config.prior_epochs {
+            break;
+        }
+        if let Some(snap) = snapshot.as_deref_mut() {
+            snap("middle", &trainer.ema_prior()?)?;
+        }
+        stop_at = usize::MAX;
+    }
+    if !final_loss.is_finite() {
+        return Err(PipelineError::Data(format!(
+            "prior training ended with loss {final_loss}"
+        )));
+    }
+    let mut prior = trainer.ema_prior()?;
+    let ts = diffusion_prior::spaced_timesteps(config.timesteps, config.sample_steps)?;
+    prior.estimate_gamma(cond, target, &ts, 256, seed ^ 0x6A)?;
+    if let Some(snap) = snapshot {
+        snap("end", &prior)?;
+    }
+    Ok(TrainedPrior { prior, final_loss })
+}
+
+/// Draws `k` embeddings per condition row with Analytic-DPM (DDPM form) over
+/// `config.sample_steps` strided steps; returns `(k, n, e)` stacked samples.
+pub fn sample(
+    prior: &DiffusionPrior,
+    cond: &Tensor,
+    k: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<Tensor> {
+    let mut prior_g = prior.deep_copy()?;
+    if prior.gamma().is_none() {
+        return Err(PipelineError::Data(
+            "prior has no Analytic-DPM statistics".into(),
+        ));
+    }
+    prior_g.set_gamma(prior.gamma().cloned());
+    let mut sampler =
+        prior_g.analytic_sampler(AnalyticKind::Ddpm, AnalyticBounds::default(), steps)?;
+    let n = cond.dim(0)?;
+    let rep = cond.repeat((k, 1))?;
+    let mut rng = cmkd_train::rng::stream(seed, "pipeline/sample");
+    let z = prior_g.sample(&rep, &mut sampler, 1.0, &mut rng)?;
+    let e = z.dim(1)?;
+    Ok(z.reshape((k, n, e))?)
+}
+
+/// Teacher probabilities of `(k, n, e)` samples: the per-row mean and standard deviation over `k`.
+pub fn classify_samples(teacher: &SequenceVit, samples: &Tensor) -> Result<(Vec<f64>, Vec<f64>)> {
+    let (k, n, e) = samples.dims3()?;
+    let p = sigmoid_vec(&teacher.head_logit(&samples.reshape((k * n, e))?)?)?;
+    let mut mean = vec![0.0; n];
+    let mut sd = vec![0.0; n];
+    for i in 0..n {
+        let vals: Vec<f64> = (0..k).map(|j| p[j * n + i]).collect();
+        let m = vals.iter().sum::<f64>() / k as f64;
+        mean[i] = m;
+        sd[i] = if k > 1 {
+            (vals.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (k - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+    }
+    Ok((mean, sd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ctpa_encoder::SequenceVitConfig;
+
+    #[test]
+    fn sample_statistics_are_the_mean_and_sd_over_draws() {
+        let dev = Device::Cpu;
+        let config = SequenceVitConfig {
+            in_dim: 4,
+            width: 8,
+            depth: 1,
+            heads: 1,
+            mlp_ratio: 2,
+            positions: 4,
+            layer_scale: 1.0,
+            eps: 1e-6,
+            embed_dim: 4,
+        };
+        let vit = SequenceVit::new(config, 0, candle_core::DType::F32, &dev).unwrap();
+        // Two draws for each of three rows; the second draw of row 0 repeats its first.
+        let z = Tensor::new(
+            &[
+                [
+                    [0.1f32, 0.2, 0.3, 0.4],
+                    [1.0, 0.0, 0.0, 0.0],
+                    [0.0, 1.0, 0.0, 0.0],
+                ],
+                [
+                    [0.1f32, 0.2, 0.3, 0.4],
+                    [0.0, 0.0, 1.0, 0.0],
+                    [0.0, 0.0, 0.0, 1.0],
+                ],
+            ],
+            &dev,
+        )
+        .unwrap();
+        let (mean, sd) = classify_samples(&vit, &z).unwrap();
+        let p = sigmoid_vec(&vit.head_logit(&z.reshape((6, 4)).unwrap()).unwrap()).unwrap();
+        for i in 0..3 {
+            let (a, b) = (p[i], p[3 + i]);
+            assert!((mean[i] - (a + b) / 2.0).abs() < 1e-12);
+            assert!((sd[i] - (a - b).abs() / 2f64.sqrt()).abs() < 1e-9);
+        }
+        assert_eq!(sd[0], 0.0);
+    }
+}

@@ -1,0 +1,161 @@
+//! The Markdown report of a run.
+
+use med_eval::report::format_params;
+
+use super::evaluation::{ModelMetrics, ModelScores};
+use super::run::{Report, CTPA_ONLY, CXR_ONLY, PRIOR};
+
+fn pct(x: f64) -> String {
+    format!("{:.2}", 100.0 * x)
+}
+
+fn ci(m: &ModelMetrics) -> String {
+    match m.row.auc_ci {
+        Some(c) => format!("{:.3} [{:.2}-{:.2}]", m.row.auc, c.low, c.high),
+        None => format!("{:.3}", m.row.auc),
+    }
+}
+
+fn p_value(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 1e-4 => "<0.0001".into(),
+        Some(p) => format!("{p:.4}"),
+        None => "reference".into(),
+    }
+}
+
+/// A table with sections, AUC [95% CI], accuracy, specificity, sensitivity (percent), parameters,
+/// DeLong p vs CXR-only, Brier score and ECE.
+pub fn metrics_table(models: &[ModelScores], metrics: &[ModelMetrics], with_p: bool) -> String {
+    let mut s = String::from(
+        "| Model | AUC [95% CI] | Accuracy | Specificity | Sensitivity | #Trainable params |",
+    );
+    if with_p {
+        s.push_str(" DeLong p vs CXR-only |");
+    }
+    s.push_str(" Brier | ECE |\n|---|---|---|---|---|---|");
+    if with_p {
+        s.push_str("---|");
+    }
+    s.push_str("---|---|\n");
+    let mut section = "";
+    for (m, r) in models.iter().zip(metrics) {
+        if m.section != section {
+            section = &m.section;
+            s.push_str(&format!(
+                "| **{section}** | | | | | |{} | |\n",
+                if with_p { " |" } else { "" }
+            ));
+        }
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |",
+            m.name,
+            ci(r),
+            pct(r.row.accuracy),
+            pct(r.row.specificity),
+            pct(r.row.sensitivity),
+            r.row
+                .trainable_params
+                .map(format_params)
+                .unwrap_or_default(),
+        ));
+        if with_p {
+            s.push_str(&format!(" {} |", p_value(r.p_vs_cxr)));
+        }
+        s.push_str(&format!(" {:.3} | {:.3} |\n", r.brier, r.ece));
+    }
+    s
+}
+
+/// The whole report.
+pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -> String {
+    let c = &report.config;
+    let mut s = String::new();
+    s.push_str(
+        "# cmkd: PE from chest X-ray by distilling a CTPA classifier through a diffusion prior\n\n",
+    );
+    s.push_str(&format!(
+        "Cohort: {} patients ({} with PE), synthetic phantom {}x{}x{} CT / {}x{} X-ray; pretraining set: {} CT-only patients. \
+         {}-fold stratified cross-validation (seed {}); embedding size {}; prior: {} epochs{}, \
+         Analytic-DPM with {} strided steps of {}, {} samples per X-ray. Configuration hash `{}`.\n\n",
+        report.patients,
+        report.positives,
+        c.phantom.size,
+        c.phantom.size,
+        c.phantom.slices,
+        c.phantom.cxr_size,
+        c.phantom.cxr_size,
+        c.pretrain_patients,
+        c.folds,
+        c.seed,
+        c.embed_dim,
+        c.prior_epochs,
+        if c.prior_pretrain_epochs > 0 {
+            format!(" after {} pretraining epochs on (rendered radiograph, CTPA) pairs", c.prior_pretrain_epochs)
+        } else {
+            String::new()
+        },
+        c.sample_steps,
+        c.timesteps,
+        c.samples_per_xray,
+        report.config_hash,
+    ));
+    s.push_str("## Table 1\n\nAUC: pooled out-of-fold predictions with the DeLong 95% CI. Accuracy, specificity and \
+        sensitivity (%): mean over test folds, each at the Youden threshold chosen on its training folds. \
+        Trainable parameters: those optimised in one fold (the frozen pretrained slice CNN and X-ray backbone are \
+        shared by all models and not counted). p: paired DeLong test of the pooled AUC against the CXR-only model.\n\n");
+    s.push_str(&metrics_table(table1, &report.table1, true));
+    let auc = |name: &str| {
+        report
+            .table1
+            .iter()
+            .find(|m| m.row.model == name)
+            .map(|m| m.row.auc)
+    };
+    s.push_str("\n## Reading\n\n");
+    if let (Some(a), Some(b), Some(p)) = (auc(CTPA_ONLY), auc(CXR_ONLY), auc(PRIOR)) {
+        s.push_str(&format!(
+            "CTPA-only AUC {a:.3}, CXR-only {b:.3}, diffusion prior {p:.3}. "
+        ));
+        match report.gap_recovered {
+            Some(g) => s.push_str(&format!(
+                "The prior recovers {:.0}% of the CTPA-CXR gap{}.\n\n",
+                100.0 * g,
+                if g <= 0.1 {
+                    " — that is, not a meaningful part of it on this cohort: see the diagnosis in docs/results.md"
+                } else {
+                    ""
+                }
+            )),
+            None => s.push_str("There is no CTPA-CXR gap on this cohort.\n\n"),
+        }
+    }
+    let u = &report.uncertainty;
+    s.push_str(&format!(
+        "## Uncertainty of the prior ({} samples per X-ray)\n\nMean standard deviation of the sampled probabilities: {:.4} \
+         (correctly classified: {:.4}; misclassified: {:.4}). AUC of the spread as a detector of the prior's errors: {:.3} \
+         (0.5 = uninformative).\n\n",
+        u.samples, u.mean_spread, u.spread_correct, u.spread_wrong, u.spread_error_auc
+    ));
+    s.push_str(&format!(
+        "Final prior training loss per fold: {}.\n\n",
+        report
+            .prior_final_loss
+            .iter()
+            .map(|l| format!("{l:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if !table2.is_empty() {
+        s.push_str("## Table 2: ablations of the diffusion prior\n\n");
+        s.push_str(&metrics_table(table2, &report.table2, false));
+        s.push_str("\nThe CXR encoder choice of the paper's Table 2 (RadImageNet / DINOv2 / BiomedCLIP weights) is not \
+            run: no pretrained weights are available offline, and the synthetic X-rays are not natural images.\n");
+    }
+    s.push_str("\n## Figures\n\n- `figures/roc.png`: ROC curves of Table 1.\n- `figures/reliability_prior.png`: calibration of the prior.\n");
+    if c.tsne {
+        s.push_str("- `figures/tsne_{beginning,middle,end}.png`: t-SNE of true CTPA, generated CTPA and CXR embeddings of fold 1's test patients during prior training.\n");
+    }
+    s.push_str("\nFiles: `report.json` (all numbers), `table1.csv`, `table2.csv` (with `--ablations`), `predictions.csv` (out-of-fold probabilities).\n");
+    s
+}

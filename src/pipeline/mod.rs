@@ -1,0 +1,34 @@
+//! The paper's full pipeline (Cahan et al., MICCAI 2025) on a paired CTPA/CXR cohort:
+//!
+//! - **Data** ([`cohort`], [`phantom`]): the paired cohort and a disjoint CT-only pretraining set,
+//!   preprocessed as in the paper (HU window [-100, 900]).
+//! - **Phase A** ([`encoders`], [`heads`]): a slice CNN and an X-ray backbone pretrained on the
+//!   CT-only set and frozen; per fold, the CTPA-only classifier (patch-free sequence ViT) and the
+//!   CXR-only classifier (projection + head), and their embeddings of every patient.
+//! - **Phase B** ([`distill`]): the diffusion prior from X-ray to CTPA embedding, trained with L2 +
+//!   lambda * BCE through the frozen CTPA head (target: the teacher's own probability), EMA,
+//!   Analytic-DPM.
+//! - **Phase C** ([`distill`]): several samples per X-ray classified by the frozen CTPA head: mean
+//!   probability and spread.
+//! - **Baselines** ([`baselines`]): five teacher-student methods from kd-losses.
+//! - **Evaluation** ([`evaluation`], [`markdown`]): pooled out-of-fold Table 1, Table 2 ablations,
+//!   DeLong tests, calibration, ROC, reliability and t-SNE figures.
+//!
+//! [`run::run_synthetic`] runs it all; every phase is cached by configuration hash ([`run`]).
+
+pub mod baselines;
+pub mod cohort;
+pub mod config;
+pub mod distill;
+pub mod encoders;
+pub mod error;
+pub mod evaluation;
+pub mod heads;
+pub mod markdown;
+pub mod phantom;
+pub mod run;
+
+pub use cohort::{PairedCohort, Patient};
+pub use config::PipelineConfig;
+pub use error::{PipelineError, Result};
+pub use run::{run_on, run_synthetic, Report, RunOptions};

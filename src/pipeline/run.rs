@@ -1,0 +1,787 @@
+//! The whole pipeline, phase by phase, with every phase's output cached under
+//! `<out>/cache/<config hash>/` so that a rerun (or an interrupted run) continues where it was.
+
+use candle_core::{Device, Tensor};
+use cxr_encoder::FitConfig;
+use diffusion_prior::DiffusionPrior;
+use med_eval::tsne::{tsne, TsneConfig};
+use med_eval::StratifiedKFold;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::baselines::{train_student, KdMethod};
+use super::cohort::PairedCohort;
+use super::config::PipelineConfig;
+use super::distill::{classify_samples, sample, train_prior, PriorLoss, SnapshotFn};
+use super::encoders::{cxr_features, pretrain_ctpa, pretrain_cxr, slice_sequences, vit_config};
+use super::error::{PipelineError, Result};
+use super::evaluation::{
+    evaluate, oof, reliability_figure, roc_figure, table, FoldScores, ModelMetrics, ModelScores,
+};
+use super::heads::{CtpaHead, CxrHead};
+
+/// Names of the reference models.
+pub const CTPA_ONLY: &str = "CTPA only classifier";
+/// The X-ray-only baseline (reference of the DeLong tests).
+pub const CXR_ONLY: &str = "CXR only classifier";
+/// The diffusion prior.
+pub const PRIOR: &str = "Diffusion prior (ours)";
+
+const BASELINES: &str = "Baselines";
+const CMKD: &str = "Cross-modality knowledge distillation";
+
+/// Options that do not change any result of the main table (so they are not in the cache key).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Output folder.
+    pub out: PathBuf,
+    /// Also run the Table 2 ablations.
+    pub ablations: bool,
+    /// Device of every tensor.
+    pub device: Device,
+}
+
+/// The prior's spread over several samples per X-ray.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Uncertainty {
+    /// Samples per X-ray.
+    pub samples: usize,
+    /// Mean standard deviation of the sampled probabilities over all patients.
+    pub mean_spread: f64,
+    /// Mean spread of the patients the prior classified correctly (each fold's Youden threshold).
+    pub spread_correct: f64,
+    /// Mean spread of the misclassified patients.
+    pub spread_wrong: f64,
+    /// ROC AUC of the spread as a detector of misclassification (0.5: uninformative).
+    pub spread_error_auc: f64,
+}
+
+/// Everything the run produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The settings.
+    pub config: PipelineConfig,
+    /// Hash of the settings (cache key).
+    pub config_hash: String,
+    /// Patients and positives of the cohort.
+    pub patients: usize,
+    /// Positives of the cohort.
+    pub positives: usize,
+    /// Table 1 models with their metrics.
+    pub table1: Vec<ModelMetrics>,
+    /// Table 2 rows (empty without `--ablations`).
+    pub table2: Vec<ModelMetrics>,
+    /// Sections of the table rows, in row order (Table 1 then Table 2).
+    pub sections: Vec<String>,
+    /// The prior's sampling spread.
+    pub uncertainty: Uncertainty,
+    /// Share of the CTPA-minus-CXR AUC gap recovered by the prior
+    /// (`(AUC_prior - AUC_cxr) / (AUC_ctpa - AUC_cxr)`; `None` when there is no gap).
+    pub gap_recovered: Option<f64>,
+    /// Final training loss of the prior on each fold.
+    pub prior_final_loss: Vec<f64>,
+}
+
+/// What one fold produced (cached as JSON).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FoldOutput {
+    models: Vec<(String, String, u64, FoldScores)>,
+    prior_spread_test: Vec<f64>,
+    prior_final_loss: f64,
+}
+
+fn cache_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::io(dir, e))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    Ok(cmkd_train::checkpoint::write_atomic(path, text.as_bytes())?)
+}
+
+fn labels_tensor(labels: &[bool], device: &Device) -> Result<Tensor> {
+    let v: Vec<f32> = labels.iter().map(|&l| f32::from(u8::from(l))).collect();
+    Ok(Tensor::from_vec(v, labels.len(), device)?)
+}
+
+fn select(t: &Tensor, idx: &[usize]) -> Result<Tensor> {
+    let i = Tensor::from_vec(
+        idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        idx.len(),
+        t.device(),
+    )?;
+    Ok(t.index_select(&i, 0)?)
+}
+
+fn pick(v: &[f64], idx: &[usize]) -> Vec<f64> {
+    idx.iter().map(|&i| v[i]).collect()
+}
+
+fn split(v: &[f64], fold: &med_eval::Fold) -> FoldScores {
+    FoldScores {
+        train: pick(v, &fold.train),
+        test: pick(v, &fold.test),
+    }
+}
+
+/// Frozen features of one patient set: slice sequences and X-ray backbone features.
+struct Features {
+    seqs: Vec<Tensor>,
+    cxr: Tensor,
+}
+
+fn save_features(path: &Path, f: &Features, pre: &Features) -> Result<()> {
+    let mut map = HashMap::new();
+    for (prefix, set) in [("cohort", f), ("pretrain", pre)] {
+        for (i, s) in set.seqs.iter().enumerate() {
+            map.insert(format!("{prefix}/seq/{i:06}"), s.clone());
+        }
+        map.insert(format!("{prefix}/cxr"), set.cxr.clone());
+    }
+    Ok(cmkd_train::checkpoint::save_tensors(path, &map)?)
+}
+
+fn load_features(path: &Path, n: usize, m: usize, device: &Device) -> Result<(Features, Features)> {
+    let mut map = cmkd_train::checkpoint::load_tensors(path, device)?;
+    let mut take = |prefix: &str, count: usize| -> Result<Features> {
+        let mut seqs = Vec::with_capacity(count);
+        for i in 0..count {
+            let key = format!("{prefix}/seq/{i:06}");
+            seqs.push(map.remove(&key).ok_or_else(|| {
+                PipelineError::Data(format!("{}: cached features lack `{key}`", path.display()))
+            })?);
+        }
+        let key = format!("{prefix}/cxr");
+        let cxr = map.remove(&key).ok_or_else(|| {
+            PipelineError::Data(format!("{}: cached features lack `{key}`", path.display()))
+        })?;
+        Ok(Features { seqs, cxr })
+    };
+    let a = take("cohort", n)?;
+    let b = take("pretrain", m)?;
+    Ok((a, b))
+}
+
+fn fit_config(config: &PipelineConfig, seed: u64) -> FitConfig {
+    FitConfig {
+        optimizer: cmkd_train::AdamWConfig {
+            lr: 1e-3,
+            ..Default::default()
+        },
+        batch_size: config.classifier_batch,
+        epochs: config.head_epochs,
+        max_grad_norm: Some(1.0),
+        seed,
+    }
+}
+
+/// Phase A for one fold: the CTPA-only and CXR-only classifiers on the training rows, and their
+/// embeddings of every patient (cohort and pretraining set).
+struct Unimodal {
+    ctpa: CtpaHead,
+    cxr: CxrHead,
+    ctpa_z: Tensor,
+    ctpa_p: Vec<f64>,
+    cxr_z: Tensor,
+    cxr_p: Vec<f64>,
+    pre_ctpa_z: Tensor,
+    pre_cxr_z: Tensor,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn unimodal(
+    config: &PipelineConfig,
+    embed_dim: usize,
+    feats: &Features,
+    pre: &Features,
+    labels: &[bool],
+    train: &[usize],
+    seed: u64,
+    device: &Device,
+) -> Result<Unimodal> {
+    let mut vc = vit_config(config, feats.seqs[0].dim(1)?);
+    vc.embed_dim = embed_dim;
+    let ctpa = CtpaHead::new(vc, seed ^ 0x11, device)?;
+    let data: Vec<(Tensor, f32)> = train
+        .iter()
+        .map(|&i| (feats.seqs[i].clone(), f32::from(u8::from(labels[i]))))
+        .collect();
+    ctpa.fit(&data, fit_config(config, seed ^ 0x12))?;
+    let (ctpa_z, ctpa_p) = ctpa.embed(&feats.seqs, config.batch_size)?;
+    let (pre_ctpa_z, _) = ctpa.embed(&pre.seqs, config.batch_size)?;
+
+    let cxr = CxrHead::new(feats.cxr.dim(1)?, embed_dim, seed ^ 0x13, device)?;
+    let data: Vec<(Tensor, f32)> = train
+        .iter()
+        .map(|&i| Ok((feats.cxr.get(i)?, f32::from(u8::from(labels[i])))))
+        .collect::<Result<_>>()?;
+    cxr.fit(&data, fit_config(config, seed ^ 0x14))?;
+    let (cxr_z, cxr_p) = cxr.embed(&feats.cxr)?;
+    let (pre_cxr_z, _) = cxr.embed(&pre.cxr)?;
+    Ok(Unimodal {
+        ctpa,
+        cxr,
+        ctpa_z,
+        ctpa_p,
+        cxr_z,
+        cxr_p,
+        pre_ctpa_z,
+        pre_cxr_z,
+    })
+}
+
+/// Runs a prior variant on one fold and returns the mean probabilities of every patient and the
+/// spreads.
+#[allow(clippy::too_many_arguments)]
+fn prior_variant(
+    config: &PipelineConfig,
+    u: &Unimodal,
+    labels_t: &Tensor,
+    train: &[usize],
+    loss: PriorLoss,
+    pretrain: bool,
+    seed: u64,
+    snapshot: Option<&mut SnapshotFn>,
+) -> Result<(Vec<f64>, Vec<f64>, u64, f64)> {
+    let cond = select(&u.cxr_z, train)?;
+    let target = select(&u.ctpa_z, train)?;
+    let y = select(labels_t, train)?;
+    let pre = pretrain.then_some((&u.pre_cxr_z, &u.pre_ctpa_z));
+    let trained = train_prior(
+        config,
+        &cond,
+        &target,
+        &y,
+        &u.ctpa.vit,
+        loss,
+        pre,
+        seed,
+        snapshot,
+    )?;
+    let samples = sample(
+        &trained.prior,
+        &u.cxr_z,
+        config.samples_per_xray,
+        config.sample_steps,
+        seed ^ 0x5A,
+    )?;
+    let (mean, sd) = classify_samples(&u.ctpa.vit, &samples)?;
+    Ok((
+        mean,
+        sd,
+        trained.prior.num_params() as u64,
+        trained.final_loss,
+    ))
+}
+
+fn tsne_figure(
+    path: &Path,
+    stage: &str,
+    real: &Tensor,
+    generated: &Tensor,
+    cxr: &Tensor,
+    seed: u64,
+) -> Result<()> {
+    let groups_t = [real, generated, cxr];
+    let mut data = Vec::new();
+    let mut groups = Vec::new();
+    let dim = real.dim(1)?;
+    for (g, t) in groups_t.iter().enumerate() {
+        let v = t.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+        for row in v {
+            data.extend(row);
+            groups.push(g);
+        }
+    }
+    let n = groups.len();
+    let cfg = TsneConfig {
+        perplexity: ((n as f64 - 1.0) / 3.0).clamp(2.0, 30.0),
+        max_iter: 500,
+        exaggeration_iters: 100,
+        seed,
+        progress: false,
+        ..TsneConfig::default()
+    };
+    let emb = tsne(&data, dim, &cfg)?;
+    med_eval::plot::plot_scatter(
+        path,
+        &format!("t-SNE, {stage} of prior training (fold 1, test patients)"),
+        &emb.points,
+        &groups,
+        &["CTPA (true)", "CTPA (generated)", "CXR"],
+    )?;
+    Ok(())
+}
+
+/// Runs the pipeline on `cohort` with the pretraining set `pretrain_set`, writing everything to
+/// `options.out`.
+pub fn run_on(
+    config: &PipelineConfig,
+    cohort: &PairedCohort,
+    pretrain_set: &PairedCohort,
+    options: &RunOptions,
+) -> Result<Report> {
+    config.validate()?;
+    cohort.validate()?;
+    pretrain_set.validate()?;
+    let device = &options.device;
+    let hash = config.hash()?;
+    let cache = options.out.join("cache").join(&hash);
+    ensure_dir(&cache)?;
+    cmkd_train::checkpoint::save_json(&cache.join("config.json"), config)?;
+    let labels = cohort.labels();
+    let n = cohort.len();
+
+    // Phase A (frozen encoders): pretrain on the CT-only set, extract and cache features.
+    let feat_path = cache_path(&cache, "features.safetensors");
+    let (feats, pre) = if feat_path.exists() {
+        eprintln!(
+            "phase A: frozen features from cache {}",
+            feat_path.display()
+        );
+        load_features(&feat_path, n, pretrain_set.len(), device)?
+    } else {
+        eprintln!(
+            "phase A: pretraining the slice CNN and the X-ray backbone on {} CT-only patients",
+            pretrain_set.len()
+        );
+        let ctpa_enc = pretrain_ctpa(pretrain_set, config, device)?;
+        let cxr_enc = pretrain_cxr(pretrain_set, config, device)?;
+        // How well the pretrained classifiers transfer to the (disjoint) cohort, as a check of
+        // the frozen features; no cohort label is used for training here.
+        let vols: Vec<_> = cohort.patients.iter().map(|p| &p.ctpa).collect();
+        let p_ct = cxr_encoder::train::predict_proba(&ctpa_enc, &vols, config.classifier_batch)?;
+        let imgs: Vec<_> = cohort.patients.iter().map(|p| &p.cxr).collect();
+        let p_x = cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?;
+        let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+        let vols: Vec<_> = pretrain_set.patients.iter().map(|p| &p.ctpa).collect();
+        let q_ct = cxr_encoder::train::predict_proba(&ctpa_enc, &vols, config.classifier_batch)?;
+        let imgs: Vec<_> = pretrain_set.patients.iter().map(|p| &p.cxr).collect();
+        let q_x = cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?;
+        let pre_labels = pretrain_set.labels();
+        eprintln!(
+            "  pretrained classifiers, AUC on their own training set / on the cohort: CTPA {:.3} / {:.3}, X-ray {:.3} / {:.3}",
+            med_eval::roc_auc(&pre_labels, &f64s(q_ct))?,
+            med_eval::roc_auc(&labels, &f64s(p_ct))?,
+            med_eval::roc_auc(&pre_labels, &f64s(q_x))?,
+            med_eval::roc_auc(&labels, &f64s(p_x))?
+        );
+        let feats = Features {
+            seqs: slice_sequences(&ctpa_enc, cohort)?,
+            cxr: cxr_features(&cxr_enc, cohort, config.batch_size)?,
+        };
+        let pre = Features {
+            seqs: slice_sequences(&ctpa_enc, pretrain_set)?,
+            cxr: cxr_features(&cxr_enc, pretrain_set, config.batch_size)?,
+        };
+        save_features(&feat_path, &feats, &pre)?;
+        (feats, pre)
+    };
+
+    let folds = StratifiedKFold::new(config.folds, config.seed).split(&labels)?;
+    let labels_t = labels_tensor(&labels, device)?;
+    let mut outputs: Vec<FoldOutput> = Vec::with_capacity(folds.len());
+    let mut ablation_outputs: Vec<Vec<(String, String, u64, FoldScores)>> = Vec::new();
+    let figures = options.out.join("figures");
+    ensure_dir(&figures)?;
+    for (k, fold) in folds.iter().enumerate() {
+        let path = cache_path(&cache, &format!("fold{k}.json"));
+        let seed = config.seed.wrapping_mul(1000).wrapping_add(k as u64);
+        let output: FoldOutput = if path.exists() {
+            eprintln!("fold {}/{}: from cache", k + 1, folds.len());
+            cmkd_train::checkpoint::load_json(&path)?
+        } else {
+            eprintln!(
+                "fold {}/{}: phase A (CTPA-only and CXR-only classifiers)",
+                k + 1,
+                folds.len()
+            );
+            let u = unimodal(
+                config,
+                config.embed_dim,
+                &feats,
+                &pre,
+                &labels,
+                &fold.train,
+                seed,
+                device,
+            )?;
+            let mut models = vec![
+                (
+                    CTPA_ONLY.to_string(),
+                    BASELINES.to_string(),
+                    u.ctpa.num_params() as u64,
+                    split(&u.ctpa_p, fold),
+                ),
+                (
+                    CXR_ONLY.to_string(),
+                    BASELINES.to_string(),
+                    u.cxr.num_params() as u64,
+                    split(&u.cxr_p, fold),
+                ),
+            ];
+            eprintln!(
+                "fold {}/{}: knowledge-distillation baselines",
+                k + 1,
+                folds.len()
+            );
+            for m in KdMethod::ALL {
+                let r = train_student(
+                    m,
+                    config,
+                    &feats.cxr,
+                    &u.ctpa_z,
+                    &labels_t,
+                    &fold.train,
+                    &u.ctpa.vit,
+                    seed ^ 0x77,
+                )?;
+                models.push((
+                    m.label().to_string(),
+                    CMKD.to_string(),
+                    r.params as u64,
+                    split(&r.probs, fold),
+                ));
+            }
+            eprintln!(
+                "fold {}/{}: phase B/C (diffusion prior)",
+                k + 1,
+                folds.len()
+            );
+            let test_cxr = select(&u.cxr_z, &fold.test)?;
+            let test_ctpa = select(&u.ctpa_z, &fold.test)?;
+            let mut snap = |stage: &str, prior: &DiffusionPrior| -> Result<()> {
+                let mut p = prior.deep_copy()?;
+                if p.gamma().is_none() {
+                    let ts =
+                        diffusion_prior::spaced_timesteps(config.timesteps, config.sample_steps)?;
+                    p.estimate_gamma(
+                        &select(&u.cxr_z, &fold.train)?,
+                        &select(&u.ctpa_z, &fold.train)?,
+                        &ts,
+                        256,
+                        seed ^ 0x61,
+                    )?;
+                }
+                let g = sample(&p, &test_cxr, 1, config.sample_steps, seed ^ 0x62)?.squeeze(0)?;
+                tsne_figure(
+                    &figures.join(format!("tsne_{stage}.png")),
+                    stage,
+                    &test_ctpa,
+                    &g,
+                    &test_cxr,
+                    config.seed,
+                )
+            };
+            let snapshot: Option<&mut SnapshotFn> = if k == 0 && config.tsne {
+                Some(&mut snap)
+            } else {
+                None
+            };
+            let pretrain_on = config.prior_pretrain_epochs > 0;
+            let (mean, sd, params, final_loss) = prior_variant(
+                config,
+                &u,
+                &labels_t,
+                &fold.train,
+                PriorLoss::L2Bce,
+                pretrain_on,
+                seed ^ 0x99,
+                snapshot,
+            )?;
+            models.push((
+                PRIOR.to_string(),
+                CMKD.to_string(),
+                params,
+                split(&mean, fold),
+            ));
+            let out = FoldOutput {
+                models,
+                prior_spread_test: pick(&sd, &fold.test),
+                prior_final_loss: final_loss,
+            };
+            cmkd_train::checkpoint::save_json(&path, &out)?;
+            // Continue from what was written, so that a resumed run sees exactly the same numbers
+            // (JSON floats need not round-trip bit for bit).
+            cmkd_train::checkpoint::load_json(&path)?
+        };
+        outputs.push(output);
+
+        if options.ablations {
+            let apath = cache_path(&cache, &format!("fold{k}_ablations.json"));
+            let rows: Vec<(String, String, u64, FoldScores)> = if apath.exists() {
+                cmkd_train::checkpoint::load_json(&apath)?
+            } else {
+                eprintln!("fold {}/{}: ablations", k + 1, folds.len());
+                let u = unimodal(
+                    config,
+                    config.embed_dim,
+                    &feats,
+                    &pre,
+                    &labels,
+                    &fold.train,
+                    seed,
+                    device,
+                )?;
+                let mut rows = Vec::new();
+                let pretrain_on = config.prior_pretrain_epochs > 0;
+                for loss in [
+                    PriorLoss::L2,
+                    PriorLoss::L2Bce,
+                    PriorLoss::L2Aft,
+                    PriorLoss::L2Proto,
+                    PriorLoss::L2Contrastive,
+                ] {
+                    let (mean, _, params, _) = prior_variant(
+                        config,
+                        &u,
+                        &labels_t,
+                        &fold.train,
+                        loss,
+                        pretrain_on,
+                        seed ^ 0x99,
+                        None,
+                    )?;
+                    rows.push((
+                        format!("loss: {}", loss.label()),
+                        "Loss".to_string(),
+                        params,
+                        split(&mean, fold),
+                    ));
+                }
+                let (mean, _, params, _) = prior_variant(
+                    config,
+                    &u,
+                    &labels_t,
+                    &fold.train,
+                    PriorLoss::L2Bce,
+                    !pretrain_on,
+                    seed ^ 0x99,
+                    None,
+                )?;
+                let label = if pretrain_on {
+                    "pretraining: off"
+                } else {
+                    "pretraining: on"
+                };
+                rows.push((
+                    label.to_string(),
+                    "Pretraining".to_string(),
+                    params,
+                    split(&mean, fold),
+                ));
+                let big = config.embed_dim * 2;
+                let u2 = unimodal(
+                    config,
+                    big,
+                    &feats,
+                    &pre,
+                    &labels,
+                    &fold.train,
+                    seed,
+                    device,
+                )?;
+                let (mean, _, params, _) = prior_variant(
+                    config,
+                    &u2,
+                    &labels_t,
+                    &fold.train,
+                    PriorLoss::L2Bce,
+                    pretrain_on,
+                    seed ^ 0x99,
+                    None,
+                )?;
+                rows.push((
+                    format!("embedding size {big}"),
+                    "Embedding size".to_string(),
+                    params,
+                    split(&mean, fold),
+                ));
+                cmkd_train::checkpoint::save_json(&apath, &rows)?;
+                cmkd_train::checkpoint::load_json(&apath)?
+            };
+            ablation_outputs.push(rows);
+        }
+    }
+
+    // Evaluation: pooled out-of-fold predictions.
+    let collect = |per_fold: Vec<&Vec<(String, String, u64, FoldScores)>>| -> Vec<ModelScores> {
+        let first = per_fold[0];
+        first
+            .iter()
+            .enumerate()
+            .map(|(j, (name, section, params, _))| ModelScores {
+                name: name.clone(),
+                section: section.clone(),
+                params: *params,
+                folds: per_fold.iter().map(|f| f[j].3.clone()).collect(),
+            })
+            .collect()
+    };
+    let models = collect(outputs.iter().map(|o| &o.models).collect());
+    let metrics = evaluate(&models, &labels, &folds, CXR_ONLY)?;
+    let mut table2_models = Vec::new();
+    let mut table2 = Vec::new();
+    if options.ablations {
+        // The default configuration is the reference row of every ablation group.
+        let prior_row = models.iter().find(|m| m.name == PRIOR).cloned();
+        table2_models = collect(ablation_outputs.iter().collect());
+        if let Some(mut p) = prior_row {
+            p.name = format!(
+                "default ({}, embedding {})",
+                PriorLoss::L2Bce.label(),
+                config.embed_dim
+            );
+            p.section = "Default".into();
+            table2_models.insert(0, p);
+        }
+        table2 = evaluate(&table2_models, &labels, &folds, "")?;
+    }
+
+    // The prior's uncertainty.
+    let prior_model = models
+        .iter()
+        .find(|m| m.name == PRIOR)
+        .ok_or_else(|| PipelineError::Data("no prior results".into()))?;
+    let prior_metrics = &metrics[models.iter().position(|m| m.name == PRIOR).unwrap_or(0)];
+    let mut spread = vec![0.0; n];
+    for (fold, o) in folds.iter().zip(&outputs) {
+        for (&i, &s) in fold.test.iter().zip(&o.prior_spread_test) {
+            spread[i] = s;
+        }
+    }
+    let mut wrong = vec![false; n];
+    for (fold, s) in folds.iter().zip(&prior_model.folds) {
+        let train_labels: Vec<bool> = fold.train.iter().map(|&i| labels[i]).collect();
+        let th = med_eval::youden_threshold(&train_labels, &s.train)?.threshold;
+        for (&i, &p) in fold.test.iter().zip(&s.test) {
+            wrong[i] = (p >= th) != labels[i];
+        }
+    }
+    let mean_of = |sel: bool| {
+        let v: Vec<f64> = (0..n)
+            .filter(|&i| wrong[i] == sel)
+            .map(|i| spread[i])
+            .collect();
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let spread_error_auc = if wrong.iter().any(|&w| w) && wrong.iter().any(|&w| !w) {
+        med_eval::roc_auc(&wrong, &spread)?
+    } else {
+        0.5
+    };
+    let uncertainty = Uncertainty {
+        samples: config.samples_per_xray,
+        mean_spread: spread.iter().sum::<f64>() / n as f64,
+        spread_correct: mean_of(false),
+        spread_wrong: mean_of(true),
+        spread_error_auc,
+    };
+    let auc_of = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.row.model == name)
+            .map(|m| m.row.auc)
+    };
+    let gap_recovered = match (auc_of(CTPA_ONLY), auc_of(CXR_ONLY), auc_of(PRIOR)) {
+        (Some(a), Some(b), Some(c)) if (a - b).abs() > 1e-9 => Some((c - b) / (a - b)),
+        _ => None,
+    };
+
+    // Figures and files.
+    roc_figure(&figures.join("roc.png"), &models, &metrics, &labels, &folds)?;
+    let prior_oof = oof(prior_model, &labels, &folds)?;
+    reliability_figure(
+        &figures.join("reliability_prior.png"),
+        "Diffusion prior: reliability",
+        &labels,
+        &prior_oof,
+    )?;
+    let mut csv = String::from("patient,label,fold");
+    for m in &models {
+        csv.push_str(&format!(",\"{}\"", m.name));
+    }
+    csv.push_str(",prior_spread\n");
+    let mut fold_of = vec![0usize; n];
+    for (k, f) in folds.iter().enumerate() {
+        for &i in &f.test {
+            fold_of[i] = k;
+        }
+    }
+    let all_oof: Vec<Vec<f64>> = models
+        .iter()
+        .map(|m| oof(m, &labels, &folds))
+        .collect::<Result<_>>()?;
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{},{},{}",
+            cohort.patients[i].id,
+            u8::from(labels[i]),
+            fold_of[i]
+        ));
+        for s in &all_oof {
+            csv.push_str(&format!(",{:.6}", s[i]));
+        }
+        csv.push_str(&format!(",{:.6}\n", spread[i]));
+    }
+    write_text(&options.out.join("predictions.csv"), &csv)?;
+    let t1 = table(
+        "Table 1: PE classification, pooled out-of-fold predictions",
+        &models,
+        &metrics,
+    );
+    t1.write_csv(options.out.join("table1.csv"))?;
+    if !table2.is_empty() {
+        table(
+            "Table 2: ablations of the diffusion prior",
+            &table2_models,
+            &table2,
+        )
+        .write_csv(options.out.join("table2.csv"))?;
+    }
+    let _ = prior_metrics;
+    let report = Report {
+        config: config.clone(),
+        config_hash: hash,
+        patients: n,
+        positives: labels.iter().filter(|&&l| l).count(),
+        sections: models
+            .iter()
+            .chain(&table2_models)
+            .map(|m| m.section.clone())
+            .collect(),
+        table1: metrics,
+        table2,
+        uncertainty,
+        gap_recovered,
+        prior_final_loss: outputs.iter().map(|o| o.prior_final_loss).collect(),
+    };
+    write_text(
+        &options.out.join("report.json"),
+        &serde_json::to_string_pretty(&report)?,
+    )?;
+    write_text(
+        &options.out.join("report.md"),
+        &super::markdown::render(&report, &models, &table2_models),
+    )?;
+    Ok(report)
+}
+
+/// Generates the synthetic cohort and pretraining set for `config` and runs the pipeline.
+pub fn run_synthetic(config: &PipelineConfig, options: &RunOptions) -> Result<Report> {
+    config.validate()?;
+    let mut rng = cmkd_train::rng::stream(config.seed, "pipeline/cohort");
+    let cohort = PairedCohort::synthetic(config.patients, &config.phantom, "P", &mut rng)?;
+    let mut rng = cmkd_train::rng::stream(config.seed, "pipeline/pretrain-set");
+    let pretrain =
+        PairedCohort::synthetic(config.pretrain_patients, &config.phantom, "R", &mut rng)?;
+    run_on(config, &cohort, &pretrain, options)
+}
