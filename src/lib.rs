@@ -18,3 +18,8 @@ pub use diffusion_prior;
 pub use kd_losses;
 pub use med_eval;
 pub use med_io;
+
+/// The README's code samples, compiled and run by `cargo test --doc` so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
