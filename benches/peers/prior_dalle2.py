@@ -28,8 +28,9 @@ def build(max_text_len, timesteps):
                           condition_on_text_encodings=False, predict_x_start=True, beta_schedule="cosine")
 
 
-def timeit(fn, reps):
-    fn()  # warm-up
+def timeit(fn, reps, warmup=True):
+    if warmup:
+        fn()
     ts = []
     for _ in range(reps):
         t = time.perf_counter()
@@ -44,6 +45,8 @@ def main():
     ap.add_argument("--max-text-len", type=int, default=77)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run (slow machines)")
+    ap.add_argument("--only", choices=["train", "sample", "both"], default="both")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -66,14 +69,14 @@ def main():
         opt.zero_grad()
         ema.update()
 
-    train = timeit(step, args.reps)
+    train = timeit(step, args.reps) if args.only != "sample" else float("nan")
     sampler = build(args.max_text_len, 1000).eval()
 
     def sample():
         with torch.no_grad():
             sampler.p_sample_loop((64, 512), text_cond=dict(text_embed=cond), timesteps=64)
 
-    samp = timeit(sample, max(1, args.reps // 2))
+    samp = timeit(sample, max(1, args.reps // 2), warmup=not args.no_warmup) if args.only != "train" else float("nan")
     n_params = sum(p.numel() for p in prior.net.parameters() if p.requires_grad)
     print(f"max_text_len={args.max_text_len} threads={args.threads} params={n_params} "
           f"train_step_b64={train:.3f}s sample_ddim64_b64={samp:.3f}s torch={torch.__version__}")
