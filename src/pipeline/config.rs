@@ -166,18 +166,19 @@ impl PipelineConfig {
     /// A smoke run (about a minute or two on 2 cores).
     pub fn quick() -> Self {
         Self {
-            patients: 96,
-            pretrain_patients: 320,
+            patients: 72,
+            pretrain_patients: 200,
             folds: 3,
             embed_dim: 32,
-            pretrain_epochs: 8,
-            head_epochs: 20,
-            // 64 training pairs per fold at batch 32: 200 epochs = 400 steps, where the training
-            // loss has levelled off (40 epochs left it at ~0.5, far from converged).
+            pretrain_epochs: 6,
+            head_epochs: 15,
+            // 48 training pairs per fold at batch 32 (2 steps an epoch): 200 epochs = 400 steps, where
+            // the training loss levelled off at the earlier quick size (40 epochs left it far from
+            // converged).
             prior_epochs: 200,
-            prior_pretrain_epochs: 10,
+            prior_pretrain_epochs: 5,
             samples_per_xray: 4,
-            kd_epochs: 20,
+            kd_epochs: 15,
             ..Self::default()
         }
     }
