@@ -77,7 +77,7 @@ pub struct Report {
     /// The prior's sampling spread.
     pub uncertainty: Uncertainty,
     /// Share of the CTPA-minus-CXR AUC gap recovered by the prior
-    /// (`(AUC_prior - AUC_cxr) / (AUC_ctpa - AUC_cxr)`; `None` when there is no gap).
+    /// (`(AUC_prior - AUC_cxr) / (AUC_ctpa - AUC_cxr)`; `None` when CTPA-only does not beat CXR-only: no gap to recover).
     pub gap_recovered: Option<f64>,
     /// Final training loss of the prior on each fold.
     pub prior_final_loss: Vec<f64>,
@@ -701,7 +701,7 @@ pub fn run_on(
             .map(|m| m.row.auc)
     };
     let gap_recovered = match (auc_of(CTPA_ONLY), auc_of(CXR_ONLY), auc_of(PRIOR)) {
-        (Some(a), Some(b), Some(c)) if (a - b).abs() > 1e-9 => Some((c - b) / (a - b)),
+        (Some(a), Some(b), Some(c)) if a - b > 1e-9 => Some((c - b) / (a - b)),
         _ => None,
     };
 
