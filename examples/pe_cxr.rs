@@ -5,6 +5,7 @@
 //! cargo run --release --example pe_cxr -- --quick      # smoke run (< 2 min)
 //! cargo run --release --example pe_cxr -- --ablations  # also Table 2
 //! cargo run --release --features cuda --example pe_cxr -- --cuda
+//! cargo run --release --example pe_cxr -- --cohort cohort.csv   # your own paired cohort
 //! ```
 //!
 //! Three phases (Cahan et al., MICCAI 2025):
@@ -19,7 +20,7 @@
 //! Every phase is cached under `<out>/cache/<config hash>/`, so a rerun continues where it stopped.
 
 use clap::Parser;
-use cmkd::pipeline::{run_synthetic, PipelineConfig, RunOptions};
+use cmkd::pipeline::{run_manifest, run_synthetic, ManifestSource, PipelineConfig, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,19 +35,32 @@ struct Args {
     /// Master seed; the same seed gives bit-identical results on CPU.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Smoke run: smaller cohort, 3 folds, fewer epochs (about a minute or two).
+    /// Smoke run: 72 patients, 200 pretraining patients, 3 folds, fewer epochs (under 2 minutes).
     #[arg(long)]
     quick: bool,
     /// Also run the Table 2 ablations (losses, embedding size, prior pretraining); costs more time.
     #[arg(long)]
     ablations: bool,
+    /// A paired cohort on disk instead of the synthetic one: a CSV with `CT_Accession_number`,
+    /// `cxr_Accession_number`, `PE` (0/1) and optionally `ct_path`, `cxr_path` (relative to the CSV).
+    /// CTs: NIfTI or DICOM series folders (HU); X-rays: PNG/JPEG/DICOM. Preprocessed as the synthetic
+    /// cohort (window -100..900 HU, resized to --ct-size/--slices and --cxr-size). `make_cohort` writes
+    /// the synthetic cohort in this layout.
+    #[arg(long)]
+    cohort: Option<PathBuf>,
+    /// With --cohort, the folder of `<CT accession>.nii.gz` files when the CSV has no `ct_path`.
+    #[arg(long, requires = "cohort")]
+    ct_dir: Option<PathBuf>,
+    /// With --cohort, the folder of `<CXR accession>.png` files when the CSV has no `cxr_path`.
+    #[arg(long, requires = "cohort")]
+    cxr_dir: Option<PathBuf>,
     /// Patients in the paired cohort.
     #[arg(long)]
     patients: Option<usize>,
     /// Patients in the CT-only pretraining set (disjoint from the cohort).
     #[arg(long)]
     pretrain_patients: Option<usize>,
-    /// Fraction of patients with PE in both sets.
+    /// Fraction of patients with PE in the paired cohort (the CT-only set keeps med-io's RSPECT-like 0.32).
     #[arg(long)]
     prevalence: Option<f64>,
     /// In-plane CT voxels per side (paper: 128).
@@ -94,15 +108,15 @@ fn config(a: &Args) -> PipelineConfig {
     let set = |dst: &mut usize, v: Option<usize>| *dst = v.unwrap_or(*dst);
     set(&mut c.patients, a.patients);
     set(&mut c.pretrain_patients, a.pretrain_patients);
-    set(&mut c.phantom.size, a.ct_size);
-    set(&mut c.phantom.slices, a.slices);
-    set(&mut c.phantom.cxr_size, a.cxr_size);
+    set(&mut c.data.ct_size, a.ct_size);
+    set(&mut c.data.slices, a.slices);
+    set(&mut c.data.cxr_size, a.cxr_size);
     set(&mut c.folds, a.folds);
     set(&mut c.embed_dim, a.embed_dim);
     set(&mut c.prior_epochs, a.prior_epochs);
     set(&mut c.prior_pretrain_epochs, a.prior_pretrain_epochs);
     set(&mut c.samples_per_xray, a.samples);
-    c.phantom.prevalence = a.prevalence.unwrap_or(c.phantom.prevalence);
+    c.data.prevalence = a.prevalence.unwrap_or(c.data.prevalence);
     c.lambda = a.lambda.unwrap_or(c.lambda);
     c.tsne &= !a.no_tsne;
     c
@@ -127,7 +141,19 @@ fn main() -> ExitCode {
         device,
     };
     let start = std::time::Instant::now();
-    match run_synthetic(&config(&args), &options) {
+    let result = match &args.cohort {
+        Some(csv) => run_manifest(
+            &config(&args),
+            &ManifestSource {
+                csv: csv.clone(),
+                ct_dir: args.ct_dir.clone(),
+                cxr_dir: args.cxr_dir.clone(),
+            },
+            &options,
+        ),
+        None => run_synthetic(&config(&args), &options),
+    };
+    match result {
         Ok(_) => {
             let md = std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default();
             println!("{md}");

@@ -3,7 +3,82 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{PipelineError, Result};
-use super::phantom::PhantomConfig;
+use med_io::synthetic::PhantomConfig;
+
+/// Sizes of the data: the med-io generation grid and camera of the synthetic cohorts, and the grid the
+/// models see after preprocessing (which also applies to a cohort read from disk).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    /// In-plane voxels of a preprocessed CT slice (square).
+    pub ct_size: usize,
+    /// Axial slices of a preprocessed CT volume.
+    pub slices: usize,
+    /// Side of a preprocessed (square) X-ray in pixels.
+    pub cxr_size: usize,
+    /// Fraction of PE-positive patients in the synthetic paired cohort (the paper's: 0.34).
+    pub prevalence: f64,
+    /// CT grid of the synthetic phantoms (med-io's).
+    pub phantom: PhantomConfig,
+    /// Detector side in pixels of the synthetic X-rays and DRRs (same 400 mm field at any size).
+    pub detector: usize,
+}
+
+impl Default for DataConfig {
+    /// 32 x 32 x 16 CT and 32 x 32 X-ray for the models; med-io's default phantom grid and 128-pixel
+    /// detector, prevalence 0.34.
+    fn default() -> Self {
+        Self {
+            ct_size: 32,
+            slices: 16,
+            cxr_size: 32,
+            prevalence: 0.34,
+            phantom: PhantomConfig::default(),
+            detector: 128,
+        }
+    }
+}
+
+impl DataConfig {
+    /// The smallest sizes that exercise every part (tests).
+    pub fn tiny() -> Self {
+        Self {
+            ct_size: 16,
+            slices: 4,
+            cxr_size: 32,
+            phantom: PhantomConfig {
+                dims: [24, 20, 24],
+                spacing: [14.0, 14.0, 13.0],
+            },
+            detector: 32,
+            ..Self::default()
+        }
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v, min) in [
+            ("ct_size", self.ct_size, 16),
+            ("slices", self.slices, 2),
+            ("cxr_size", self.cxr_size, 16),
+            ("detector", self.detector, 8),
+        ] {
+            if v < min {
+                return Err(PipelineError::config(
+                    name,
+                    format!("must be at least {min}, got {v}"),
+                ));
+            }
+        }
+        if !(self.prevalence > 0.0 && self.prevalence < 1.0) {
+            return Err(PipelineError::config(
+                "prevalence",
+                format!("must lie in (0, 1), got {}", self.prevalence),
+            ));
+        }
+        self.phantom.validate()?;
+        Ok(())
+    }
+}
 
 /// Settings of the whole pipeline. [`PipelineConfig::default`] is sized for a 2-core CPU in
 /// under 15 minutes; [`PipelineConfig::quick`] for a smoke run; [`PipelineConfig::tiny`] for tests.
@@ -15,8 +90,8 @@ pub struct PipelineConfig {
     pub patients: usize,
     /// Patients in the CT-only pretraining set (RSPECT-like; disjoint from the cohort).
     pub pretrain_patients: usize,
-    /// Phantom sizes and signal strengths.
-    pub phantom: PhantomConfig,
+    /// Data sizes (synthetic generation grid and the models' grid) and synthetic prevalence.
+    pub data: DataConfig,
     /// Cross-validation folds.
     pub folds: usize,
     /// Width of the CTPA and CXR embeddings (paper: 512).
@@ -63,7 +138,7 @@ impl Default for PipelineConfig {
             seed: 0,
             patients: 240,
             pretrain_patients: 600,
-            phantom: PhantomConfig::default(),
+            data: DataConfig::default(),
             folds: 6,
             embed_dim: 64,
             pretrain_epochs: 10,
@@ -91,18 +166,19 @@ impl PipelineConfig {
     /// A smoke run (about a minute or two on 2 cores).
     pub fn quick() -> Self {
         Self {
-            patients: 96,
-            pretrain_patients: 320,
+            patients: 72,
+            pretrain_patients: 200,
             folds: 3,
             embed_dim: 32,
-            pretrain_epochs: 8,
-            head_epochs: 20,
-            // 64 training pairs per fold at batch 32: 200 epochs = 400 steps, where the training
-            // loss has levelled off (40 epochs left it at ~0.5, far from converged).
+            pretrain_epochs: 6,
+            head_epochs: 15,
+            // 48 training pairs per fold at batch 32 (2 steps an epoch): 200 epochs = 400 steps, where
+            // the training loss levelled off at the earlier quick size (40 epochs left it far from
+            // converged).
             prior_epochs: 200,
-            prior_pretrain_epochs: 10,
+            prior_pretrain_epochs: 5,
             samples_per_xray: 4,
-            kd_epochs: 20,
+            kd_epochs: 15,
             ..Self::default()
         }
     }
@@ -112,12 +188,7 @@ impl PipelineConfig {
         Self {
             patients: 24,
             pretrain_patients: 16,
-            phantom: PhantomConfig {
-                size: 16,
-                slices: 4,
-                cxr_size: 32,
-                ..PhantomConfig::default()
-            },
+            data: DataConfig::tiny(),
             folds: 2,
             embed_dim: 8,
             pretrain_epochs: 1,
@@ -139,7 +210,7 @@ impl PipelineConfig {
 
     /// Checks ranges.
     pub fn validate(&self) -> Result<()> {
-        self.phantom.validate()?;
+        self.data.validate()?;
         let positive = [
             ("patients", self.patients),
             ("pretrain_patients", self.pretrain_patients),
@@ -197,12 +268,19 @@ impl PipelineConfig {
 
 /// 64-bit FNV-1a of `bytes` as 16 hex digits (stable across platforms and releases).
 pub fn fnv_hex(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
+    format!("{:016x}", fnv_update(FNV_OFFSET, bytes))
+}
+
+/// FNV-1a's initial state.
+pub const FNV_OFFSET: u64 = 0xcbf29ce484222325;
+
+/// Continues a 64-bit FNV-1a hash `h` over `bytes` (for hashing data piece by piece).
+pub fn fnv_update(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x100000001b3);
     }
-    format!("{h:016x}")
+    h
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub fn vit_config(config: &PipelineConfig, in_dim: usize) -> SequenceVitConfig {
         depth: config.vit_depth,
         heads: (config.vit_width / 8).max(1),
         mlp_ratio: 2,
-        positions: config.phantom.slices.max(8),
+        positions: config.data.slices.max(8),
         layer_scale: 1.0,
         eps: 1e-6,
         embed_dim: config.embed_dim,

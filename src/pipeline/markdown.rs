@@ -75,16 +75,16 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
         "# cmkd: PE from chest X-ray by distilling a CTPA classifier through a diffusion prior\n\n",
     );
     s.push_str(&format!(
-        "Cohort: {} patients ({} with PE), synthetic phantom {}x{}x{} CT / {}x{} X-ray; pretraining set: {} CT-only patients. \
+        "Cohort: {} patients ({} with PE), CT resized to {}x{}x{} / X-ray to {}x{}; pretraining set: {} synthetic CT-only patients (med-io, RSPECT-like). \
          {}-fold stratified cross-validation (seed {}); embedding size {}; prior: {} epochs{}, \
          Analytic-DPM with {} strided steps of {}, {} samples per X-ray. Configuration hash `{}`.\n\n",
         report.patients,
         report.positives,
-        c.phantom.size,
-        c.phantom.size,
-        c.phantom.slices,
-        c.phantom.cxr_size,
-        c.phantom.cxr_size,
+        c.data.ct_size,
+        c.data.ct_size,
+        c.data.slices,
+        c.data.cxr_size,
+        c.data.cxr_size,
         c.pretrain_patients,
         c.folds,
         c.seed,

@@ -1,7 +1,7 @@
 //! The paper's full pipeline (Cahan et al., MICCAI 2025) on a paired CTPA/CXR cohort:
 //!
-//! - **Data** ([`cohort`], [`phantom`]): the paired cohort and a disjoint CT-only pretraining set,
-//!   preprocessed as in the paper (HU window [-100, 900]).
+//! - **Data** ([`cohort`]): the paired cohort and a disjoint CT-only pretraining set from
+//!   [`med_io::synthetic`], preprocessed with med-io's transforms (HU window [-100, 900], resize).
 //! - **Phase A** ([`encoders`], [`heads`]): a slice CNN and an X-ray backbone pretrained on the
 //!   CT-only set and frozen; per fold, the CTPA-only classifier (patch-free sequence ViT) and the
 //!   CXR-only classifier (projection + head), and their embeddings of every patient.
@@ -25,10 +25,9 @@ pub mod error;
 pub mod evaluation;
 pub mod heads;
 pub mod markdown;
-pub mod phantom;
 pub mod run;
 
 pub use cohort::{PairedCohort, Patient};
 pub use config::PipelineConfig;
 pub use error::{PipelineError, Result};
-pub use run::{run_on, run_synthetic, Report, RunOptions};
+pub use run::{run_manifest, run_on, run_synthetic, ManifestSource, Report, RunOptions};

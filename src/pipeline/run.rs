@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::baselines::{train_student, KdMethod};
-use super::cohort::PairedCohort;
+use super::cohort::{paired_config, pretrain_config, PairedCohort};
 use super::config::PipelineConfig;
 use super::distill::{classify_samples, sample, train_prior, PriorLoss, SnapshotFn};
 use super::encoders::{cxr_features, pretrain_ctpa, pretrain_cxr, slice_sequences, vit_config};
@@ -77,7 +77,7 @@ pub struct Report {
     /// The prior's sampling spread.
     pub uncertainty: Uncertainty,
     /// Share of the CTPA-minus-CXR AUC gap recovered by the prior
-    /// (`(AUC_prior - AUC_cxr) / (AUC_ctpa - AUC_cxr)`; `None` when there is no gap).
+    /// (`(AUC_prior - AUC_cxr) / (AUC_ctpa - AUC_cxr)`; `None` when CTPA-only does not beat CXR-only: no gap to recover).
     pub gap_recovered: Option<f64>,
     /// Final training loss of the prior on each fold.
     pub prior_final_loss: Vec<f64>,
@@ -329,7 +329,16 @@ pub fn run_on(
     cohort.validate()?;
     pretrain_set.validate()?;
     let device = &options.device;
-    let hash = config.hash()?;
+    // The key covers the data too: a manifest cohort never reuses a synthetic run's cache.
+    let hash = super::config::fnv_hex(
+        format!(
+            "{}/{}/{}",
+            config.hash()?,
+            cohort.fingerprint(),
+            pretrain_set.fingerprint()
+        )
+        .as_bytes(),
+    );
     let cache = options.out.join("cache").join(&hash);
     ensure_dir(&cache)?;
     cmkd_train::checkpoint::save_json(&cache.join("config.json"), config)?;
@@ -692,7 +701,7 @@ pub fn run_on(
             .map(|m| m.row.auc)
     };
     let gap_recovered = match (auc_of(CTPA_ONLY), auc_of(CXR_ONLY), auc_of(PRIOR)) {
-        (Some(a), Some(b), Some(c)) if (a - b).abs() > 1e-9 => Some((c - b) / (a - b)),
+        (Some(a), Some(b), Some(c)) if a - b > 1e-9 => Some((c - b) / (a - b)),
         _ => None,
     };
 
@@ -775,13 +784,61 @@ pub fn run_on(
     Ok(report)
 }
 
+/// The synthetic CT-only (RSPECT-like) pretraining set of `config` (med-io, plain DRRs).
+pub fn synthetic_pretraining_set(config: &PipelineConfig) -> Result<PairedCohort> {
+    PairedCohort::synthetic(
+        &pretrain_config(config.pretrain_patients, &config.data, config.seed),
+        &config.data,
+        "pretraining set",
+    )
+}
+
 /// Generates the synthetic cohort and pretraining set for `config` and runs the pipeline.
 pub fn run_synthetic(config: &PipelineConfig, options: &RunOptions) -> Result<Report> {
     config.validate()?;
-    let mut rng = cmkd_train::rng::stream(config.seed, "pipeline/cohort");
-    let cohort = PairedCohort::synthetic(config.patients, &config.phantom, "P", &mut rng)?;
-    let mut rng = cmkd_train::rng::stream(config.seed, "pipeline/pretrain-set");
-    let pretrain =
-        PairedCohort::synthetic(config.pretrain_patients, &config.phantom, "R", &mut rng)?;
-    run_on(config, &cohort, &pretrain, options)
+    let cohort = PairedCohort::synthetic(
+        &paired_config(config.patients, &config.data, config.seed),
+        &config.data,
+        "paired cohort",
+    )?;
+    run_on(
+        config,
+        &cohort,
+        &synthetic_pretraining_set(config)?,
+        options,
+    )
+}
+
+/// Where a paired cohort on disk is: the manifest CSV and, when it has no path columns, the folders
+/// holding `<accession>.nii.gz` CTs and `<accession>.png` X-rays.
+#[derive(Debug, Clone)]
+pub struct ManifestSource {
+    /// The CSV (`CT_Accession_number`, `cxr_Accession_number`, `PE`, optional `ct_path`, `cxr_path`).
+    pub csv: PathBuf,
+    /// CT folder, when the CSV has no `ct_path` column.
+    pub ct_dir: Option<PathBuf>,
+    /// X-ray folder, when the CSV has no `cxr_path` column.
+    pub cxr_dir: Option<PathBuf>,
+}
+
+/// Reads the paired cohort of `source` with med-io and the pipeline's preprocessing, and runs the
+/// pipeline on it; the pretraining set is the synthetic RSPECT-like one of `config`.
+pub fn run_manifest(
+    config: &PipelineConfig,
+    source: &ManifestSource,
+    options: &RunOptions,
+) -> Result<Report> {
+    config.validate()?;
+    let cohort = PairedCohort::from_manifest(
+        &source.csv,
+        source.ct_dir.as_deref(),
+        source.cxr_dir.as_deref(),
+        &config.data,
+    )?;
+    run_on(
+        config,
+        &cohort,
+        &synthetic_pretraining_set(config)?,
+        options,
+    )
 }
