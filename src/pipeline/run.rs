@@ -400,6 +400,7 @@ pub fn run_on(
     for (k, fold) in folds.iter().enumerate() {
         let path = cache_path(&cache, &format!("fold{k}.json"));
         let seed = config.seed.wrapping_mul(1000).wrapping_add(k as u64);
+        let mut fold_u: Option<Unimodal> = None;
         let output: FoldOutput = if path.exists() {
             eprintln!("fold {}/{}: from cache", k + 1, folds.len());
             cmkd_train::checkpoint::load_json(&path)?
@@ -409,7 +410,7 @@ pub fn run_on(
                 k + 1,
                 folds.len()
             );
-            let u = unimodal(
+            let u: &Unimodal = fold_u.insert(unimodal(
                 config,
                 config.embed_dim,
                 &feats,
@@ -418,7 +419,7 @@ pub fn run_on(
                 &fold.train,
                 seed,
                 device,
-            )?;
+            )?);
             let mut models = vec![
                 (
                     CTPA_ONLY.to_string(),
@@ -494,7 +495,7 @@ pub fn run_on(
             let pretrain_on = config.prior_pretrain_epochs > 0;
             let (mean, sd, params, final_loss) = prior_variant(
                 config,
-                &u,
+                u,
                 &labels_t,
                 &fold.train,
                 PriorLoss::L2Bce,
@@ -526,16 +527,21 @@ pub fn run_on(
                 cmkd_train::checkpoint::load_json(&apath)?
             } else {
                 eprintln!("fold {}/{}: ablations", k + 1, folds.len());
-                let u = unimodal(
-                    config,
-                    config.embed_dim,
-                    &feats,
-                    &pre,
-                    &labels,
-                    &fold.train,
-                    seed,
-                    device,
-                )?;
+                // The fold's classifiers are the ones phase A trained above; only train them
+                // here when that phase came from the cache.
+                let u: &Unimodal = match &fold_u {
+                    Some(u) => u,
+                    None => fold_u.insert(unimodal(
+                        config,
+                        config.embed_dim,
+                        &feats,
+                        &pre,
+                        &labels,
+                        &fold.train,
+                        seed,
+                        device,
+                    )?),
+                };
                 let mut rows = Vec::new();
                 let pretrain_on = config.prior_pretrain_epochs > 0;
                 for loss in [
@@ -547,7 +553,7 @@ pub fn run_on(
                 ] {
                     let (mean, _, params, _) = prior_variant(
                         config,
-                        &u,
+                        u,
                         &labels_t,
                         &fold.train,
                         loss,
@@ -564,7 +570,7 @@ pub fn run_on(
                 }
                 let (mean, _, params, _) = prior_variant(
                     config,
-                    &u,
+                    u,
                     &labels_t,
                     &fold.train,
                     PriorLoss::L2Bce,
