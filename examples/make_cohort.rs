@@ -38,23 +38,10 @@ struct Args {
     calibrate: bool,
 }
 
-/// Rank AUC (Mann-Whitney), ties counted half.
-fn auc(score: &[f64], label: &[u8]) -> f64 {
-    let mut idx: Vec<usize> = (0..score.len()).collect();
-    idx.sort_by(|&a, &b| score[a].total_cmp(&score[b]));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && score[idx[j + 1]] == score[idx[i]] {
-            j += 1;
-        }
-        let r = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|&k| label[idx[k]] == 1).count() as f64 * r;
-        i = j + 1;
-    }
-    let p = label.iter().filter(|&&l| l == 1).count() as f64;
-    let n = label.len() as f64 - p;
-    (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+/// ROC AUC with med-eval (scikit-learn's tie handling), from 0/1 labels.
+fn auc(score: &[f64], label: &[u8]) -> Result<f64, med_eval::EvalError> {
+    let labels: Vec<bool> = label.iter().map(|&l| l == 1).collect();
+    med_eval::roc_auc(&labels, score)
 }
 
 /// Ridge logistic regression by gradient descent on standardised features; returns test scores.
@@ -124,11 +111,11 @@ fn calibrate(cohort: &Cohort) -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "stand-in CT classifier (filling-defect fraction) AUC: {:.3}",
-        auc(&ct, &labels)
+        auc(&ct, &labels)?
     );
     println!(
         "stand-in X-ray classifier (5-fold logistic regression, 16x16 pixels) AUC: {:.3}",
-        auc(&xray, &labels)
+        auc(&xray, &labels)?
     );
     Ok(())
 }
