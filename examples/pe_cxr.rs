@@ -72,6 +72,13 @@ struct Args {
     /// X-ray side in pixels (paper: 224).
     #[arg(long)]
     cxr_size: Option<usize>,
+    /// Resample each CT to this isotropic spacing in mm before the lung crop (paper: 1; for real
+    /// data). Off by default: the synthetic phantoms are generated at 5.5 x 5.5 x 5 mm.
+    #[arg(long)]
+    spacing_mm: Option<f64>,
+    /// Do not crop CTs to the lungs (the paper crops; a volume without enclosed lungs then fails).
+    #[arg(long)]
+    no_lung_crop: bool,
     /// Cross-validation folds (paper: 6).
     #[arg(long)]
     folds: Option<usize>,
@@ -117,6 +124,8 @@ fn config(a: &Args) -> PipelineConfig {
     set(&mut c.prior_pretrain_epochs, a.prior_pretrain_epochs);
     set(&mut c.samples_per_xray, a.samples);
     c.data.prevalence = a.prevalence.unwrap_or(c.data.prevalence);
+    c.data.spacing_mm = a.spacing_mm.or(c.data.spacing_mm);
+    c.data.lung_crop &= !a.no_lung_crop;
     c.lambda = a.lambda.unwrap_or(c.lambda);
     c.tsne &= !a.no_tsne;
     c

@@ -4,8 +4,9 @@
 //! X-rays resized (area) and scaled to [0, 1] per image.
 
 use med_io::manifest::{read_paired_manifest, PairedRecord};
+use med_io::preprocess::LungCrop;
 use med_io::synthetic::{Cohort, CohortConfig, XrayConfig, XrayStyle};
-use med_io::transforms::{resize_volume, ResizeMethod, ScaleIntensityRange};
+use med_io::transforms::{resize_volume, ResizeMethod, ScaleIntensityRange, Spacing};
 use med_io::{CtPreprocess, CxrPreprocess, Image2d, Volume};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -36,12 +37,13 @@ pub struct PairedCohort {
     pub patients: Vec<Patient>,
 }
 
-/// The CT preprocessing of the pipeline: HU, the paper's window onto [0, 1], then an area resize to
-/// `ct_size x ct_size x slices`.
+/// The CT preprocessing of the pipeline, in the paper's order: HU, optional isotropic resampling
+/// ([`DataConfig::spacing_mm`]), the lung crop ([`DataConfig::lung_crop`]), the paper's window onto
+/// [0, 1], then an area resize to `ct_size x ct_size x slices`.
 pub fn preprocess_ct(volume: &Volume, data: &DataConfig) -> Result<Volume> {
     let pre = CtPreprocess {
-        spacing: None,
-        lung_crop: None,
+        spacing: data.spacing_mm.map(Spacing::isotropic),
+        lung_crop: data.lung_crop.then(LungCrop::default),
         window: Some(ScaleIntensityRange::window(CT_WINDOW.0, CT_WINDOW.1)),
         axial_size: None,
         ..CtPreprocess::default()
@@ -344,9 +346,11 @@ mod tests {
         )
         .unwrap();
         // Field values are checked directly: sizes this small are below the pipeline's minimum.
+        // A toy volume has no lungs to crop to.
         let data = DataConfig {
             ct_size: 2,
             slices: 1,
+            lung_crop: false,
             ..DataConfig::tiny()
         };
         let w = preprocess_ct(&v, &data).unwrap();
@@ -354,6 +358,7 @@ mod tests {
         let data = DataConfig {
             ct_size: 1,
             slices: 1,
+            lung_crop: false,
             ..DataConfig::tiny()
         };
         // Area resize of the windowed values: their mean.

@@ -110,7 +110,7 @@ pub fn pretrain_cxr(
         .collect();
     let mut trainer = ClassifierTrainer::new(
         &encoder,
-        fit_config(config, config.pretrain_epochs * 2, config.seed ^ 1),
+        fit_config(config, config.cxr_pretrain_epochs, config.seed ^ 1),
     )?;
     let losses = trainer.fit(&encoder, &data)?;
     report_losses("X-ray pretraining", &losses);

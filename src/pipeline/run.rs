@@ -134,8 +134,18 @@ struct Features {
     cxr: Tensor,
 }
 
-fn save_features(path: &Path, f: &Features, pre: &Features) -> Result<()> {
-    let mut map = HashMap::new();
+/// Prefixes of the pretrained classifiers' trainable weights in the features cache: the per-fold
+/// heads start from them (see [`PipelineConfig::warm_start_heads`]).
+const INIT_CTPA: &str = "init/ctpa/";
+const INIT_CXR: &str = "init/cxr/";
+
+fn save_features(
+    path: &Path,
+    f: &Features,
+    pre: &Features,
+    init: &HashMap<String, Tensor>,
+) -> Result<()> {
+    let mut map = init.clone();
     for (prefix, set) in [("cohort", f), ("pretrain", pre)] {
         for (i, s) in set.seqs.iter().enumerate() {
             map.insert(format!("{prefix}/seq/{i:06}"), s.clone());
@@ -145,7 +155,12 @@ fn save_features(path: &Path, f: &Features, pre: &Features) -> Result<()> {
     Ok(cmkd_train::checkpoint::save_tensors(path, &map)?)
 }
 
-fn load_features(path: &Path, n: usize, m: usize, device: &Device) -> Result<(Features, Features)> {
+fn load_features(
+    path: &Path,
+    n: usize,
+    m: usize,
+    device: &Device,
+) -> Result<(Features, Features, HashMap<String, Tensor>)> {
     let mut map = cmkd_train::checkpoint::load_tensors(path, device)?;
     let mut take = |prefix: &str, count: usize| -> Result<Features> {
         let mut seqs = Vec::with_capacity(count);
@@ -163,13 +178,33 @@ fn load_features(path: &Path, n: usize, m: usize, device: &Device) -> Result<(Fe
     };
     let a = take("cohort", n)?;
     let b = take("pretrain", m)?;
-    Ok((a, b))
+    map.retain(|k, _| k.starts_with("init/"));
+    Ok((a, b, map))
 }
 
-fn fit_config(config: &PipelineConfig, seed: u64) -> FitConfig {
+/// Copies into `vars` every tensor of `init` stored under `prefix` + its name with the same shape
+/// (a head of another width keeps its fresh weights); returns how many were copied.
+fn warm_start(
+    vars: &[(String, candle_core::Var)],
+    init: &HashMap<String, Tensor>,
+    prefix: &str,
+) -> Result<usize> {
+    let mut copied = 0;
+    for (name, var) in vars {
+        if let Some(t) = init.get(&format!("{prefix}{name}")) {
+            if t.dims() == var.dims() {
+                var.set(t)?;
+                copied += 1;
+            }
+        }
+    }
+    Ok(copied)
+}
+
+fn fit_config(config: &PipelineConfig, lr: f64, seed: u64) -> FitConfig {
     FitConfig {
         optimizer: cmkd_train::AdamWConfig {
-            lr: 1e-3,
+            lr,
             ..Default::default()
         },
         batch_size: config.classifier_batch,
@@ -198,6 +233,7 @@ fn unimodal(
     embed_dim: usize,
     feats: &Features,
     pre: &Features,
+    init: &HashMap<String, Tensor>,
     labels: &[bool],
     train: &[usize],
     seed: u64,
@@ -206,20 +242,26 @@ fn unimodal(
     let mut vc = vit_config(config, feats.seqs[0].dim(1)?);
     vc.embed_dim = embed_dim;
     let ctpa = CtpaHead::new(vc, seed ^ 0x11, device)?;
+    if config.warm_start_heads {
+        warm_start(&ctpa.vit.trainable_vars(), init, INIT_CTPA)?;
+    }
     let data: Vec<(Tensor, f32)> = train
         .iter()
         .map(|&i| (feats.seqs[i].clone(), f32::from(u8::from(labels[i]))))
         .collect();
-    ctpa.fit(&data, fit_config(config, seed ^ 0x12))?;
+    ctpa.fit(&data, fit_config(config, config.head_lr, seed ^ 0x12))?;
     let (ctpa_z, ctpa_p) = ctpa.embed(&feats.seqs, config.batch_size)?;
     let (pre_ctpa_z, _) = ctpa.embed(&pre.seqs, config.batch_size)?;
 
     let cxr = CxrHead::new(feats.cxr.dim(1)?, embed_dim, seed ^ 0x13, device)?;
+    if config.warm_start_heads {
+        warm_start(&cxr.vars(), init, INIT_CXR)?;
+    }
     let data: Vec<(Tensor, f32)> = train
         .iter()
         .map(|&i| Ok((feats.cxr.get(i)?, f32::from(u8::from(labels[i])))))
         .collect::<Result<_>>()?;
-    cxr.fit(&data, fit_config(config, seed ^ 0x14))?;
+    cxr.fit(&data, fit_config(config, config.cxr_head_lr, seed ^ 0x14))?;
     let (cxr_z, cxr_p) = cxr.embed(&feats.cxr)?;
     let (pre_cxr_z, _) = cxr.embed(&pre.cxr)?;
     Ok(Unimodal {
@@ -345,9 +387,23 @@ pub fn run_on(
     let labels = cohort.labels();
     let n = cohort.len();
 
-    // Phase A (frozen encoders): pretrain on the CT-only set, extract and cache features.
-    let feat_path = cache_path(&cache, "features.safetensors");
-    let (feats, pre) = if feat_path.exists() {
+    // Phase A (frozen encoders): pretrain on the CT-only set, extract and cache features. Its cache
+    // is keyed by phase A's own settings, so a change to a later phase keeps it.
+    let phase_a = options.out.join("cache").join(format!(
+        "phase-a-{}",
+        super::config::fnv_hex(
+            format!(
+                "{}/{}/{}",
+                config.phase_a_hash()?,
+                cohort.fingerprint(),
+                pretrain_set.fingerprint()
+            )
+            .as_bytes()
+        )
+    ));
+    ensure_dir(&phase_a)?;
+    let feat_path = cache_path(&phase_a, "features.safetensors");
+    let (feats, pre, init) = if feat_path.exists() {
         eprintln!(
             "phase A: frozen features from cache {}",
             feat_path.display()
@@ -387,8 +443,15 @@ pub fn run_on(
             seqs: slice_sequences(&ctpa_enc, pretrain_set)?,
             cxr: cxr_features(&cxr_enc, pretrain_set, config.batch_size)?,
         };
-        save_features(&feat_path, &feats, &pre)?;
-        (feats, pre)
+        let mut init = HashMap::new();
+        for (name, var) in ctpa_enc.vit().trainable_vars() {
+            init.insert(format!("{INIT_CTPA}{name}"), var.as_tensor().detach());
+        }
+        for (name, var) in cxr_enc.trainable_vars() {
+            init.insert(format!("{INIT_CXR}{name}"), var.as_tensor().detach());
+        }
+        save_features(&feat_path, &feats, &pre, &init)?;
+        (feats, pre, init)
     };
 
     let folds = StratifiedKFold::new(config.folds, config.seed).split(&labels)?;
@@ -415,6 +478,7 @@ pub fn run_on(
                 config.embed_dim,
                 &feats,
                 &pre,
+                &init,
                 &labels,
                 &fold.train,
                 seed,
@@ -536,6 +600,7 @@ pub fn run_on(
                         config.embed_dim,
                         &feats,
                         &pre,
+                        &init,
                         &labels,
                         &fold.train,
                         seed,
@@ -595,6 +660,7 @@ pub fn run_on(
                     big,
                     &feats,
                     &pre,
+                    &init,
                     &labels,
                     &fold.train,
                     seed,
@@ -799,14 +865,19 @@ pub fn synthetic_pretraining_set(config: &PipelineConfig) -> Result<PairedCohort
     )
 }
 
-/// Generates the synthetic cohort and pretraining set for `config` and runs the pipeline.
-pub fn run_synthetic(config: &PipelineConfig, options: &RunOptions) -> Result<Report> {
-    config.validate()?;
-    let cohort = PairedCohort::synthetic(
+/// The synthetic paired cohort of `config` (med-io, clinical X-rays).
+pub fn synthetic_cohort(config: &PipelineConfig) -> Result<PairedCohort> {
+    PairedCohort::synthetic(
         &paired_config(config.patients, &config.data, config.seed),
         &config.data,
         "paired cohort",
-    )?;
+    )
+}
+
+/// Generates the synthetic cohort and pretraining set for `config` and runs the pipeline.
+pub fn run_synthetic(config: &PipelineConfig, options: &RunOptions) -> Result<Report> {
+    config.validate()?;
+    let cohort = synthetic_cohort(config)?;
     run_on(
         config,
         &cohort,

@@ -6,7 +6,9 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::phantom::{render_phantom, Anatomy, IndirectSigns, Phantom, PhantomConfig};
+use super::phantom::{
+    render_phantom, Anatomy, EmbolusDistribution, IndirectSigns, Phantom, PhantomConfig,
+};
 use super::xray::{clinical_xray, XrayConfig};
 use crate::drr::{render_hu, DrrGeometry, Renderer};
 use crate::error::{Error, Result};
@@ -43,6 +45,8 @@ pub struct CohortConfig {
     pub sign_prob_negative: f64,
     /// Probability of a contrast-mixing artefact (a faint non-PE filling defect) in a negative patient.
     pub artefact_prob_negative: f64,
+    /// Number, site and size of the emboli of a positive patient.
+    pub emboli: EmbolusDistribution,
 }
 
 impl Default for CohortConfig {
@@ -54,10 +58,11 @@ impl Default for CohortConfig {
             seed: 0,
             phantom: PhantomConfig::default(),
             xray: XrayStyle::Clinical(XrayConfig::default()),
-            sign_strength: 0.7,
-            sign_prob_positive: 0.4,
+            sign_strength: 1.0,
+            sign_prob_positive: 0.6,
             sign_prob_negative: 0.12,
-            artefact_prob_negative: 0.4,
+            artefact_prob_negative: 0.25,
+            emboli: EmbolusDistribution::default(),
         }
     }
 }
@@ -98,6 +103,7 @@ impl CohortConfig {
             }
         }
         self.phantom.validate()?;
+        self.emboli.validate()?;
         match self.xray {
             XrayStyle::Clinical(x) => x.validate(),
             XrayStyle::PlainDrr(g) => g.validate(),
@@ -221,7 +227,7 @@ impl Cohort {
             left: rng.random_bool(0.5),
         };
         let artefact = label == 0 && rng.random_bool(c.artefact_prob_negative);
-        let mut anatomy = Anatomy::sample(&mut rng, label == 1, signs);
+        let mut anatomy = Anatomy::sample(&mut rng, label == 1, signs, &c.emboli);
         if artefact {
             anatomy.add_mixing_artefact(&mut rng);
         }

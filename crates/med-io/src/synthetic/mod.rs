@@ -33,7 +33,7 @@ mod xray;
 pub use cohort::{Cohort, CohortConfig, Patient, XrayStyle};
 pub use disk::write_cohort;
 pub use phantom::{
-    label, render_phantom, Anatomy, Embolus, EmbolusSite, IndirectSigns, Phantom, PhantomConfig,
-    Vessel,
+    label, render_phantom, Anatomy, Embolus, EmbolusDistribution, EmbolusSite, IndirectSigns,
+    Phantom, PhantomConfig, Vessel,
 };
 pub use xray::{clinical_xray, XrayConfig};

@@ -86,6 +86,115 @@ pub struct Embolus {
     pub hu: f64,
 }
 
+/// How a PE-positive patient's emboli are drawn: how many, where in the tree, how long and how wide.
+///
+/// Real cohorts are dominated by central and lobar clots (segmental-only PE is roughly a quarter of
+/// positive CTPAs); the default follows that, which also keeps most emboli resolvable by a classifier
+/// working on a coarse CPU-sized grid.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EmbolusDistribution {
+    /// Relative weights of the sites `[central, lobar, segmental]` of each embolus.
+    pub site_weights: [f64; 3],
+    /// Mean number of emboli per positive patient (at least one; extra ones are Poisson-like).
+    pub mean_count: f64,
+    /// Range of the clot's half-length, as a fraction of its vessel's length.
+    pub half_span: [f64; 2],
+    /// Range of the clot radius relative to the lumen (>= 1 occludes it).
+    pub relative_radius: [f64; 2],
+}
+
+impl Default for EmbolusDistribution {
+    fn default() -> Self {
+        Self {
+            site_weights: [0.6, 0.3, 0.1],
+            mean_count: 2.0,
+            half_span: [0.2, 0.4],
+            relative_radius: [0.85, 1.3],
+        }
+    }
+}
+
+impl EmbolusDistribution {
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str, reason: String| Err(Error::Param { name, reason });
+        let w = self.site_weights;
+        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
+            return bad(
+                "site_weights",
+                format!("need finite non-negative weights with a positive sum, got {w:?}"),
+            );
+        }
+        if !(self.mean_count.is_finite() && self.mean_count >= 1.0 && self.mean_count <= 8.0) {
+            return bad(
+                "mean_count",
+                format!("must lie in [1, 8], got {}", self.mean_count),
+            );
+        }
+        for (name, [lo, hi], max) in [
+            ("half_span", self.half_span, 0.5),
+            ("relative_radius", self.relative_radius, 2.0),
+        ] {
+            if !(lo.is_finite() && hi.is_finite() && 0.0 < lo && lo <= hi && hi <= max) {
+                return bad(
+                    name,
+                    format!("need 0 < low <= high <= {max}, got [{lo}, {hi}]"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn draw(&self, rng: &mut StdRng, arteries: &[Vessel]) -> Vec<Embolus> {
+        // One clot, plus Bernoulli extras whose expected total is `mean_count`.
+        let extra = self.mean_count - 1.0;
+        let mut n = 1;
+        for _ in 0..7 {
+            if rng.random_bool((extra / 7.0).clamp(0.0, 1.0)) {
+                n += 1;
+            }
+        }
+        let total: f64 = self.site_weights.iter().sum();
+        (0..n)
+            .map(|_| {
+                let u: f64 = rng.random_range(0.0..total);
+                let [wc, wl, _] = self.site_weights;
+                let site = if u < wc {
+                    EmbolusSite::Central
+                } else if u < wc + wl {
+                    EmbolusSite::Lobar
+                } else {
+                    EmbolusSite::Segmental
+                };
+                let candidates: Vec<usize> = arteries
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.site == site)
+                    .map(|(i, _)| i)
+                    .collect();
+                let vessel = candidates[rng.random_range(0..candidates.len())];
+                let c: f64 = rng.random_range(0.2..0.8);
+                let half = uniform(rng, self.half_span);
+                Embolus {
+                    site,
+                    vessel,
+                    span: [(c - half).max(0.0), (c + half).min(1.0)],
+                    relative_radius: uniform(rng, self.relative_radius),
+                    hu: normal(rng, 45.0, 15.0),
+                }
+            })
+            .collect()
+    }
+}
+
+fn uniform(rng: &mut StdRng, [lo, hi]: [f64; 2]) -> f64 {
+    if hi > lo {
+        rng.random_range(lo..hi)
+    } else {
+        lo
+    }
+}
+
 /// Indirect signs of PE that a chest X-ray can show, each with a strength in `[0, 1]` (0 = absent).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct IndirectSigns {
@@ -172,8 +281,13 @@ fn normal(rng: &mut StdRng, mean: f64, sd: f64) -> f64 {
 }
 
 impl Anatomy {
-    /// Draws a patient's anatomy; `pe` adds 1 to 4 emboli; `signs` are painted as given.
-    pub fn sample(rng: &mut StdRng, pe: bool, signs: IndirectSigns) -> Self {
+    /// Draws a patient's anatomy; `pe` adds emboli drawn from `emboli`; `signs` are painted as given.
+    pub fn sample(
+        rng: &mut StdRng,
+        pe: bool,
+        signs: IndirectSigns,
+        emboli: &EmbolusDistribution,
+    ) -> Self {
         let s = normal(rng, 1.0, 0.06).clamp(0.85, 1.15);
         let body = [normal(rng, 150.0, 10.0) * s, normal(rng, 105.0, 8.0) * s];
         let lung_centre = [
@@ -308,38 +422,11 @@ impl Anatomy {
                 )
             })
             .collect();
-        let mut emboli = Vec::new();
-        if pe {
-            let n = 1
-                + (rng.random_range(0.0..1.0f64) * 2.2) as usize
-                + usize::from(rng.random_bool(0.15));
-            for _ in 0..n {
-                let u: f64 = rng.random_range(0.0..1.0);
-                let site = if u < 0.25 {
-                    EmbolusSite::Central
-                } else if u < 0.55 {
-                    EmbolusSite::Lobar
-                } else {
-                    EmbolusSite::Segmental
-                };
-                let candidates: Vec<usize> = arteries
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, v)| v.site == site)
-                    .map(|(i, _)| i)
-                    .collect();
-                let vessel = candidates[rng.random_range(0..candidates.len())];
-                let c: f64 = rng.random_range(0.2..0.8);
-                let half: f64 = rng.random_range(0.08..0.3);
-                emboli.push(Embolus {
-                    site,
-                    vessel,
-                    span: [(c - half).max(0.0), (c + half).min(1.0)],
-                    relative_radius: rng.random_range(0.6..1.2),
-                    hu: normal(rng, 45.0, 15.0),
-                });
-            }
-        }
+        let emboli = if pe {
+            emboli.draw(rng, &arteries)
+        } else {
+            Vec::new()
+        };
         let rib0 = normal(rng, -150.0, 8.0);
         let ribs_z = (0..12)
             .map(|n| rib0 + n as f64 * normal(rng, 26.0, 1.0) * s)
@@ -528,7 +615,16 @@ pub fn render_phantom(
         always,
         None,
     );
-    // Lungs with texture; oligemia makes the lower part of one lung more lucent.
+    // Lungs with texture; oligemia makes the lower part of one lung more lucent. The lungs stay
+    // inside the rib cage: an ellipsoid drawn wider than the cavity would otherwise cut through the
+    // chest wall and open the lungs to the outside air, which no real chest does (and which defeats
+    // any lung segmentation that looks for enclosed air).
+    let cavity = Shape::Cylinder {
+        c: [0.0, 0.0],
+        r: [inner[0] - 14.0, inner[1] - 12.0],
+        z: zr,
+    };
+    let inside_cavity = move |p: P3, _: usize, cv: &Canvas| coverage(cavity.distance(p), cv.voxel);
     for left in [true, false] {
         let sx = if left { 1.0 } else { -1.0 };
         let centre = [sx * a.lung_centre[0], a.lung_centre[1], a.lung_centre[2]];
@@ -550,7 +646,7 @@ pub fn render_phantom(
                 r: a.lung_radii,
             },
             hu,
-            always,
+            inside_cavity,
             Some((label::LUNG, 0.5)),
         );
     }
@@ -847,7 +943,7 @@ mod tests {
             oligemia: 1.0,
             left: true,
         };
-        let anatomy = Anatomy::sample(&mut rng, true, signs);
+        let anatomy = Anatomy::sample(&mut rng, true, signs, &EmbolusDistribution::default());
         assert!(!anatomy.emboli.is_empty());
         let p = render_phantom(&anatomy, &PhantomConfig::default(), &mut rng).unwrap();
         let (lo, hi, _) = p.ct.stats().unwrap();
@@ -890,5 +986,90 @@ mod tests {
                 assert!(inside);
             }
         }
+    }
+
+    #[test]
+    fn lungs_are_enclosed_so_the_lung_crop_finds_them() {
+        for (seed, config) in [
+            (0, PhantomConfig::default()),
+            (
+                1,
+                PhantomConfig {
+                    dims: [24, 20, 24],
+                    spacing: [14.0, 14.0, 13.0],
+                },
+            ),
+        ] {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let anatomy = Anatomy::sample(
+                &mut rng,
+                false,
+                IndirectSigns::default(),
+                &EmbolusDistribution::default(),
+            );
+            let p = render_phantom(&anatomy, &config, &mut rng).unwrap();
+            let mask = crate::lung::LungSegmentation::default()
+                .segment(&p.ct)
+                .unwrap();
+            let lung_voxels = p.labels.iter().filter(|&&l| l == label::LUNG).count();
+            let segmented = mask.data().iter().filter(|&&m| m > 0.5).count();
+            // The threshold mask finds (most of) the painted lungs, and nothing like the whole body.
+            assert!(
+                segmented as f64 > 0.8 * lung_voxels as f64
+                    && (segmented as f64) < 1.3 * lung_voxels as f64,
+                "{segmented} segmented vs {lung_voxels} painted"
+            );
+        }
+    }
+
+    #[test]
+    fn embolus_distribution_sets_sites_and_rejects_bad_values() {
+        let only_central = EmbolusDistribution {
+            site_weights: [1.0, 0.0, 0.0],
+            mean_count: 3.0,
+            ..Default::default()
+        };
+        let mut counts = 0;
+        for seed in 0..20 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let a = Anatomy::sample(&mut rng, true, IndirectSigns::default(), &only_central);
+            assert!(!a.emboli.is_empty() && a.emboli.len() <= 8);
+            assert!(a.emboli.iter().all(|e| e.site == EmbolusSite::Central));
+            assert!(a
+                .emboli
+                .iter()
+                .all(|e| (0.85..=1.3).contains(&e.relative_radius)));
+            counts += a.emboli.len();
+        }
+        // Mean count 3 (one plus Bernoulli extras): 20 patients carry about 60 emboli.
+        assert!((40..=80).contains(&counts), "{counts}");
+        let mut rng = StdRng::seed_from_u64(0);
+        let negative = Anatomy::sample(&mut rng, false, IndirectSigns::default(), &only_central);
+        assert!(negative.emboli.is_empty());
+        for bad in [
+            EmbolusDistribution {
+                site_weights: [0.0, 0.0, 0.0],
+                ..Default::default()
+            },
+            EmbolusDistribution {
+                site_weights: [f64::NAN, 1.0, 0.0],
+                ..Default::default()
+            },
+            EmbolusDistribution {
+                mean_count: 0.5,
+                ..Default::default()
+            },
+            EmbolusDistribution {
+                half_span: [0.3, 0.2],
+                ..Default::default()
+            },
+            EmbolusDistribution {
+                relative_radius: [0.0, 1.0],
+                ..Default::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        assert!(EmbolusDistribution::default().validate().is_ok());
     }
 }
