@@ -37,6 +37,8 @@ pub struct Patient {
 pub struct PairedCohort {
     /// The patients, in a fixed order (fold assignment refers to it).
     pub patients: Vec<Patient>,
+    /// Where the patients come from, for the report (e.g. `synthetic (med-io, RSPECT-like)` or the CSV).
+    pub source: String,
 }
 
 /// The CT preprocessing of the pipeline, in the paper's order: HU, optional isotropic resampling
@@ -143,7 +145,11 @@ impl PairedCohort {
             })
             .collect::<Result<Vec<_>>>()?;
         bar.finish_and_clear();
-        let cohort = Self { patients };
+        let source = match config.xray {
+            XrayStyle::PlainDrr(_) => "synthetic (med-io, RSPECT-like)".to_string(),
+            XrayStyle::Clinical(_) => "synthetic (med-io)".to_string(),
+        };
+        let cohort = Self { patients, source };
         cohort.validate()?;
         Ok(cohort)
     }
@@ -177,7 +183,10 @@ impl PairedCohort {
             })
             .collect::<Result<Vec<_>>>()?;
         bar.finish_and_clear();
-        let cohort = Self { patients };
+        let cohort = Self {
+            patients,
+            source: csv.display().to_string(),
+        };
         cohort.validate()?;
         Ok(cohort)
     }
@@ -226,7 +235,10 @@ impl PairedCohort {
             })
             .collect::<Result<Vec<_>>>()?;
         bar.finish_and_clear();
-        let set = Self { patients };
+        let set = Self {
+            patients,
+            source: format!("RSPECT ({})", csv.display()),
+        };
         set.validate().map_err(|e| {
             let e = match e {
                 PipelineError::Data(m) => m,

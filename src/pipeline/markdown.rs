@@ -75,17 +75,19 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
         "# cmkd: PE from chest X-ray by distilling a CTPA classifier through a diffusion prior\n\n",
     );
     s.push_str(&format!(
-        "Cohort: {} patients ({} with PE), CT resized to {}x{}x{} / X-ray to {}x{}; pretraining set: {} synthetic CT-only patients (med-io, RSPECT-like). \
+        "Cohort: {} patients ({} with PE), {}; CT resized to {}x{}x{} / X-ray to {}x{}; pretraining set: {} CT-only patients, {}. \
          {}-fold stratified cross-validation (seed {}); embedding size {}; prior: {} epochs{}, \
          Analytic-DPM with {} strided steps of {}, {} samples per X-ray. Configuration hash `{}`.\n\n",
         report.patients,
         report.positives,
+        report.cohort_source,
         c.data.ct_size,
         c.data.ct_size,
         c.data.slices,
         c.data.cxr_size,
         c.data.cxr_size,
         c.pretrain_patients,
+        report.pretrain_source,
         c.folds,
         c.seed,
         c.embed_dim,

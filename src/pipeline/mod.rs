@@ -30,4 +30,7 @@ pub mod run;
 pub use cohort::{PairedCohort, Patient};
 pub use config::PipelineConfig;
 pub use error::{PipelineError, Result};
-pub use run::{run_manifest, run_on, run_synthetic, ManifestSource, Report, RunOptions};
+pub use run::{
+    run_manifest, run_on, run_sources, run_synthetic, ManifestSource, Report, RspectSource,
+    RunOptions,
+};

@@ -81,6 +81,10 @@ pub struct Report {
     pub gap_recovered: Option<f64>,
     /// Final training loss of the prior on each fold.
     pub prior_final_loss: Vec<f64>,
+    /// Where the cohort came from ([`PairedCohort::source`]).
+    pub cohort_source: String,
+    /// Where the CT-only pretraining set came from.
+    pub pretrain_source: String,
 }
 
 /// What one fold produced (cached as JSON).
@@ -844,6 +848,8 @@ pub fn run_on(
         uncertainty,
         gap_recovered,
         prior_final_loss: outputs.iter().map(|o| o.prior_final_loss).collect(),
+        cohort_source: cohort.source.clone(),
+        pretrain_source: pretrain_set.source.clone(),
     };
     write_text(
         &options.out.join("report.json"),
