@@ -30,6 +30,7 @@
 
 pub mod analytic_dpm;
 mod attention;
+mod checkpoint;
 pub mod config;
 pub mod ddim;
 pub mod ddpm;
