@@ -15,6 +15,28 @@ pub fn clip_grad_norm(
     max_norm: f64,
     step: usize,
 ) -> Result<f64> {
+    let (total, coef) = clip_coefficient(grads, vars, max_norm, step)?;
+    if coef < 1.0 {
+        for (_, v) in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let scaled = g.affine(coef, 0.0)?;
+                grads.insert(v.as_tensor(), scaled);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// What [`clip_grad_norm`] computes without touching the gradients: the global norm and the
+/// factor it would scale them by (1 when the norm is within `max_norm`). Pass the factor to
+/// [`crate::AdamW::step_with_grad_scale`] to clip inside the optimizer's pass instead of writing
+/// scaled copies of every gradient. Same errors as [`clip_grad_norm`].
+pub fn clip_coefficient(
+    grads: &GradStore,
+    vars: &[(String, Var)],
+    max_norm: f64,
+    step: usize,
+) -> Result<(f64, f64)> {
     if max_norm.is_nan() || max_norm <= 0.0 {
         return Err(Error::Config {
             name: "max_norm",
@@ -41,15 +63,7 @@ pub fn clip_grad_norm(
         });
     }
     let coef = max_norm / (total + 1e-6);
-    if coef < 1.0 {
-        for (_, v) in vars {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                let scaled = g.affine(coef, 0.0)?;
-                grads.insert(v.as_tensor(), scaled);
-            }
-        }
-    }
-    Ok(total)
+    Ok((total, coef.min(1.0)))
 }
 
 /// Global L2 norm of the gradients of `vars` (variables without a gradient count as zero).

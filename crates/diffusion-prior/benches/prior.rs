@@ -7,9 +7,8 @@
 //! --warm-up-time 1 --measurement-time 3 [filter]`
 //! Peer: `benches/peers/prior_dalle2.py`.
 //!
-//! Sampling with 77 prefix tokens is not benchmarked separately: their keys and values are computed
-//! once per sampling run (one batch-1 pass over 77 tokens), so it costs what sampling with 1 does
-//! plus that pass.
+//! Sampling with 77 prefix tokens computes their keys and values once per run (one batch-1 pass),
+//! so it costs what sampling with 1 does plus that pass: `sample_ddim64_b64_text77` shows it.
 //!
 //! The system allocator is used on purpose: mimalloc's default (returning freed pages to the OS
 //! at once) made a training step about 30% slower here, since every step allocates and frees
@@ -77,6 +76,11 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     g.bench_function("sample_analytic64_b64_text1", |b| {
         b.iter(|| p.sample(&cond, &mut a, 1.0, &mut rng).unwrap())
+    });
+    let p77 = prior(77, 1000);
+    let mut ddim = Ddim::new(p77.schedule().clone(), p77.prediction(), 64, 1.0).unwrap();
+    g.bench_function("sample_ddim64_b64_text77", |b| {
+        b.iter(|| p77.sample(&cond, &mut ddim, 1.0, &mut rng).unwrap())
     });
     g.finish();
 }
