@@ -5,6 +5,8 @@
 //! Run (one thread, as the benchmark): `RAYON_NUM_THREADS=1 CANDLE_NUM_THREADS=1 cargo run
 //! --release -p diffusion-prior --example step_phases -- [prefix_tokens] [steps]`
 //! (defaults: 1 prefix token, i.e. the peer's `max_text_len=1`, and 4 steps after one warm-up).
+//! With a third argument `sample`, times instead `steps` runs of sampling 64 conditions with 64
+//! strided DDIM steps (after one untimed run).
 //! The system allocator, as in the criterion bench (see there why not mimalloc).
 //! Times are CPU seconds of the whole process where Linux reports them (so other processes on a
 //! shared machine do not inflate them), else wall seconds.
@@ -48,11 +50,59 @@ impl Clock {
     }
 }
 
+/// CPU seconds of `runs` sampling runs (64 conditions, 64 strided DDIM steps with eta 1, as the
+/// criterion bench and the peer), after one untimed run.
+fn time_sampling(prefix: usize, runs: usize, dev: &Device) -> diffusion_prior::Result<()> {
+    let options = PriorOptions {
+        network: PriorConfig {
+            prefix_tokens: prefix,
+            ..PriorConfig::published()
+        },
+        schedule: diffusion_prior::ScheduleConfig {
+            kind: diffusion_prior::BetaSchedule::Cosine,
+            timesteps: 1000,
+        },
+        ..PriorOptions::published()
+    };
+    let prior = DiffusionPrior::from_parts(
+        options,
+        EmbeddingNorm::Identity,
+        EmbeddingNorm::Identity,
+        0,
+        DType::F32,
+        dev,
+    )?;
+    let mut rng = cmkd_train::rng::stream(0, "sampling");
+    let cond = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (64, 512), DType::F32, dev)?;
+    let mut ddim =
+        diffusion_prior::Ddim::new(prior.schedule().clone(), prior.prediction(), 64, 1.0)?;
+    let mut times = Vec::new();
+    for run in 0..=runs {
+        let t0 = Clock::now();
+        prior.sample(&cond, &mut ddim, 1.0, &mut rng)?;
+        let d = Clock::now().since(&t0);
+        println!("run {run}: {d:.3}");
+        if run > 0 {
+            times.push(d);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "prefix {prefix}, sampling 64 x 64 DDIM steps, median of {runs} ({}): {:.3}",
+        if cpu_time().is_some() { "CPU s" } else { "s" },
+        times[times.len() / 2]
+    );
+    Ok(())
+}
+
 fn main() -> diffusion_prior::Result<()> {
     let mut args = std::env::args().skip(1);
     let prefix: usize = args.next().map_or(1, |a| a.parse().expect("prefix tokens"));
     let steps: usize = args.next().map_or(4, |a| a.parse().expect("steps"));
     let dev = Device::Cpu;
+    if args.next().as_deref() == Some("sample") {
+        return time_sampling(prefix, steps, &dev);
+    }
     let options = PriorOptions {
         network: PriorConfig {
             prefix_tokens: prefix,
