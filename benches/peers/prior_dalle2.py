@@ -5,11 +5,16 @@ on PyTorch CPU.
 - training step, batch 64: forward loss (timesteps 64, cond_drop_prob 0.1, x0 prediction), backward,
   clip 0.5, AdamW (lr 1.1e-4, wd 6.02e-2, betas (0.9, 0.99), eps 1e-6), zero_grad, EMA update
   (ema_pytorch defaults) -- what the published trainer does per step;
-- sampling 64 conditions with 64 DDIM steps (timesteps 1000, eta 1: DALLE2-pytorch's p_sample_loop).
+- sampling 64 conditions with 64 DDIM steps (timesteps 1000, eta 1: DALLE2-pytorch's p_sample_loop;
+  it has no Analytic-DPM, so ours is compared with this DDIM; each step is one network call for either).
 
 The network always prepends `max_text_len` learned null text tokens: run with --max-text-len 1 and 77
 (the published value). Usage:
-  /work/pyenv/bin/python benches/peers/prior_dalle2.py --max-text-len 77 --threads 2
+  /work/pyenv/bin/python benches/peers/prior_dalle2.py --max-text-len 1 --threads 1
+  /work/pyenv/bin/python benches/peers/prior_dalle2.py --max-text-len 77 --threads 1 --reps 2 \
+      --no-warmup --sample-steps 8
+Times are medians of wall and process CPU seconds (CPU time is what other processes on a shared
+machine inflate least).
 Versions: dalle2-pytorch 1.15.6, torch 2.x CPU, ema-pytorch 0.8.x.
 """
 import argparse
@@ -29,15 +34,20 @@ def build(max_text_len, timesteps):
 
 
 def timeit(fn, reps, warmup=True):
+    """Median wall seconds and median process CPU seconds (all threads) over `reps` runs. CPU time
+    is what other processes on a shared machine inflate least; compare it with the CPU times of
+    crates/diffusion-prior/examples/step_phases.rs."""
     if warmup:
         fn()
-    ts = []
+    walls, cpus = [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        ts.append(time.perf_counter() - t)
-    ts.sort()
-    return ts[len(ts) // 2]
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    walls.sort()
+    cpus.sort()
+    return walls[len(walls) // 2], cpus[len(cpus) // 2]
 
 
 def main():
@@ -47,6 +57,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run (slow machines)")
     ap.add_argument("--only", choices=["train", "sample", "both"], default="both")
+    ap.add_argument("--sample-steps", type=int, default=64,
+                    help="DDIM steps per sampling run (64 as ours; fewer to time the slow 77-token case)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -69,17 +81,19 @@ def main():
         opt.zero_grad()
         ema.update()
 
-    train = timeit(step, args.reps) if args.only != "sample" else float("nan")
+    nan = (float("nan"), float("nan"))
+    train = timeit(step, args.reps) if args.only != "sample" else nan
     sampler = build(args.max_text_len, 1000).eval()
 
     def sample():
         with torch.no_grad():
-            sampler.p_sample_loop((64, 512), text_cond=dict(text_embed=cond), timesteps=64)
+            sampler.p_sample_loop((64, 512), text_cond=dict(text_embed=cond), timesteps=args.sample_steps)
 
-    samp = timeit(sample, max(1, args.reps // 2), warmup=not args.no_warmup) if args.only != "train" else float("nan")
+    samp = timeit(sample, max(1, args.reps // 2), warmup=not args.no_warmup) if args.only != "train" else nan
     n_params = sum(p.numel() for p in prior.net.parameters() if p.requires_grad)
     print(f"max_text_len={args.max_text_len} threads={args.threads} params={n_params} "
-          f"train_step_b64={train:.3f}s sample_ddim64_b64={samp:.3f}s torch={torch.__version__}")
+          f"train_step_b64={train[0]:.3f}s (cpu {train[1]:.3f}s) "
+          f"sample_ddim{args.sample_steps}_b64={samp[0]:.3f}s (cpu {samp[1]:.3f}s) torch={torch.__version__}")
 
 
 if __name__ == "__main__":

@@ -180,6 +180,19 @@ impl AdamW {
     /// Applies one update from `grads`. Variables without a gradient are left untouched (their
     /// moments too), as in PyTorch.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step_with_grad_scale(grads, 1.0)
+    }
+
+    /// [`AdamW::step`] with every gradient multiplied by `grad_scale` first (in f32, as a scaled
+    /// copy would be), e.g. the factor of [`crate::clip::clip_coefficient`]: the same update as
+    /// clipping the gradients and then stepping, without the copies.
+    pub fn step_with_grad_scale(&mut self, grads: &GradStore, grad_scale: f64) -> Result<()> {
+        if !grad_scale.is_finite() {
+            return Err(Error::Config {
+                name: "grad_scale",
+                reason: format!("must be finite, got {grad_scale}"),
+            });
+        }
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;
@@ -202,12 +215,18 @@ impl AdamW {
                         decay: (1.0 - c.lr * wd) as f32,
                         step_size: (c.lr / bc1) as f32,
                         bc2_sqrt: bc2.sqrt() as f32,
+                        grad_scale: grad_scale as f32,
                     };
                     p.var.as_tensor().inplace_op2(&g, &kernel)?;
                 }
                 Moments::Device { m, v } => {
                     let theta = p.var.as_tensor();
                     let g = g.to_dtype(theta.dtype())?;
+                    let g = if grad_scale == 1.0 {
+                        g
+                    } else {
+                        g.affine(grad_scale, 0.0)?
+                    };
                     let next_m = ((&*m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
                     let next_v = ((&*v * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
                     let denom = ((next_v.sqrt()? / bc2.sqrt())? + c.eps)?;
@@ -295,6 +314,7 @@ struct FusedAdamW<'a> {
     decay: f32,
     step_size: f32,
     bc2_sqrt: f32,
+    grad_scale: f32,
 }
 
 /// Elements per parallel chunk: large enough that rayon's overhead is negligible.
@@ -332,17 +352,18 @@ impl InplaceOp2 for FusedAdamW<'_> {
         if theta.len() != grad.len() || m.len() != theta.len() {
             candle_core::bail!("fused-adamw: length mismatch")
         }
-        let (b1, b2, eps, decay, step, bc2s) = (
+        let (b1, b2, eps, decay, step, bc2s, gs) = (
             self.beta1,
             self.beta2,
             self.eps,
             self.decay,
             self.step_size,
             self.bc2_sqrt,
+            self.grad_scale,
         );
         let update = |th: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
             for i in 0..th.len() {
-                let gi = g[i];
+                let gi = g[i] * gs;
                 let mi = b1 * m[i] + (1.0 - b1) * gi;
                 let vi = b2 * v[i] + (1.0 - b2) * gi * gi;
                 m[i] = mi;
@@ -511,6 +532,43 @@ mod tests {
         let v = x.as_tensor().to_vec1::<f32>().unwrap();
         // First Adam step moves every element by lr (gradient 1, bias-corrected moments 1 and 1).
         assert!(v.iter().all(|e| (e - 0.99).abs() < 1e-5));
+    }
+
+    /// Clipping folded into the optimizer's pass gives exactly the update of clipping first.
+    #[test]
+    fn scaled_step_equals_clip_then_step() {
+        let make = || {
+            Var::from_tensor(&Tensor::new(&[[3.0f32, -1.5], [0.25, 2.0]], &Device::Cpu).unwrap())
+                .unwrap()
+        };
+        let (a, b) = (make(), make());
+        let c = AdamWConfig {
+            lr: 0.1,
+            ..Default::default()
+        };
+        let mut oa = AdamW::new(vec![("w".into(), a.clone())], c).unwrap();
+        let mut ob = AdamW::new(vec![("w".into(), b.clone())], c).unwrap();
+        for _ in 0..3 {
+            let loss = |v: &Var| v.as_tensor().powf(3.0).unwrap().sum_all().unwrap();
+            let va = vec![("w".to_string(), a.clone())];
+            let mut ga = loss(&a).backward().unwrap();
+            crate::clip_grad_norm(&mut ga, &va, 0.5, 0).unwrap();
+            oa.step(&ga).unwrap();
+            let vb = vec![("w".to_string(), b.clone())];
+            let gb = loss(&b).backward().unwrap();
+            let (_, coef) = crate::clip_coefficient(&gb, &vb, 0.5, 0).unwrap();
+            assert!(coef < 1.0);
+            ob.step_with_grad_scale(&gb, coef).unwrap();
+            assert_eq!(
+                a.as_tensor().to_vec2::<f32>().unwrap(),
+                b.as_tensor().to_vec2::<f32>().unwrap()
+            );
+        }
+        assert!(ob.step_with_grad_scale(&loss_grads(&b), f64::NAN).is_err());
+    }
+
+    fn loss_grads(v: &Var) -> GradStore {
+        v.as_tensor().sum_all().unwrap().backward().unwrap()
     }
 
     #[test]

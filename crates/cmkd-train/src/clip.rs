@@ -1,7 +1,7 @@
 //! Gradient-norm clipping.
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Var};
+use candle_core::{CpuStorage, DType, Storage, Tensor, Var};
 
 use crate::{Error, Result};
 
@@ -15,6 +15,28 @@ pub fn clip_grad_norm(
     max_norm: f64,
     step: usize,
 ) -> Result<f64> {
+    let (total, coef) = clip_coefficient(grads, vars, max_norm, step)?;
+    if coef < 1.0 {
+        for (_, v) in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                let scaled = g.affine(coef, 0.0)?;
+                grads.insert(v.as_tensor(), scaled);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// What [`clip_grad_norm`] computes without touching the gradients: the global norm and the
+/// factor it would scale them by (1 when the norm is within `max_norm`). Pass the factor to
+/// [`crate::AdamW::step_with_grad_scale`] to clip inside the optimizer's pass instead of writing
+/// scaled copies of every gradient. Same errors as [`clip_grad_norm`].
+pub fn clip_coefficient(
+    grads: &GradStore,
+    vars: &[(String, Var)],
+    max_norm: f64,
+    step: usize,
+) -> Result<(f64, f64)> {
     if max_norm.is_nan() || max_norm <= 0.0 {
         return Err(Error::Config {
             name: "max_norm",
@@ -41,15 +63,7 @@ pub fn clip_grad_norm(
         });
     }
     let coef = max_norm / (total + 1e-6);
-    if coef < 1.0 {
-        for (_, v) in vars {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                let scaled = g.affine(coef, 0.0)?;
-                grads.insert(v.as_tensor(), scaled);
-            }
-        }
-    }
-    Ok(total)
+    Ok((total, coef.min(1.0)))
 }
 
 /// Global L2 norm of the gradients of `vars` (variables without a gradient count as zero).
@@ -57,20 +71,39 @@ pub fn grad_norm(grads: &GradStore, vars: &[(String, Var)]) -> Result<f64> {
     let mut sq = 0.0f64;
     for (_, v) in vars {
         if let Some(g) = grads.get(v.as_tensor()) {
-            sq += g
-                .to_dtype(DType::F64)?
-                .sqr()?
-                .sum_all()?
-                .to_scalar::<f64>()?;
+            sq += sum_squares(g)?;
         }
     }
     Ok(sq.sqrt())
 }
 
+/// Sum of squares in f64. Contiguous f32 tensors on the CPU are read in place (one pass, no f64
+/// copy: for a large model the copies cost more than the sum).
+fn sum_squares(g: &Tensor) -> Result<f64> {
+    {
+        let (storage, layout) = g.storage_and_layout();
+        if let (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            return Ok(v[a..b]
+                .iter()
+                .map(|x| {
+                    let x = *x as f64;
+                    x * x
+                })
+                .sum());
+        }
+    }
+    Ok(g.to_dtype(DType::F64)?
+        .sqr()?
+        .sum_all()?
+        .to_scalar::<f64>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Tensor};
+    use candle_core::Device;
 
     #[test]
     fn clips_to_max_norm_and_reports_original() {
@@ -89,6 +122,19 @@ mod tests {
         let n2 = clip_grad_norm(&mut g, &vars, 10.0, 0).unwrap();
         assert!((n2 - 0.5).abs() < 1e-5);
         assert!((grad_norm(&g, &vars).unwrap() - 0.5).abs() < 1e-5);
+    }
+
+    #[test]
+    fn in_place_sum_matches_the_tensor_path() {
+        let t = Tensor::new(&[[1.5f32, -2.0, 3.25], [0.1, 7.0, -0.3]], &Device::Cpu).unwrap();
+        let direct = sum_squares(&t).unwrap();
+        // A transposed view is not contiguous and takes the tensor path.
+        let strided = sum_squares(&t.t().unwrap()).unwrap();
+        let want = [1.5f64, -2.0, 3.25, 0.1f32 as f64, 7.0, -0.3f32 as f64]
+            .iter()
+            .map(|x| x * x)
+            .sum::<f64>();
+        assert!((direct - want).abs() < 1e-12 && (strided - want).abs() < 1e-12);
     }
 
     #[test]

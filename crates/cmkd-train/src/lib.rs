@@ -41,7 +41,7 @@ pub mod rng;
 pub mod schedule;
 
 pub use adamw::{AdamW, AdamWConfig};
-pub use clip::{clip_grad_norm, grad_norm};
+pub use clip::{clip_coefficient, clip_grad_norm, grad_norm};
 pub use dropout::dropout;
 pub use ema::{Ema, EmaConfig};
 pub use error::{Error, Result};

@@ -2,12 +2,14 @@
 //! multi-head attention.
 
 use candle_core::{Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::dense::Dense;
 use cmkd_train::LayerNorm;
 use rand::rngs::StdRng;
 
 use crate::error::Result;
-use crate::layers::{affine_norm, apply, gain_norm, l2norm, linear, randn_param};
+use crate::layers::{affine_norm, apply, gain_norm, l2norm, linear, randn_param, GainNorm};
 use crate::position::Rotary;
 
 /// Keys and values of the null slot and of earlier tokens, `(b or 1, 1 + p, dh)` each; keys are
@@ -21,12 +23,12 @@ pub(crate) struct CachedKv {
 /// `Attention` of DALLE2-pytorch (causal, with a learned null key/value).
 #[derive(Debug, Clone)]
 pub(crate) struct MultiQueryAttention {
-    norm: LayerNorm,
-    to_q: Linear,
-    to_kv: Linear,
+    norm: GainNorm,
+    to_q: Dense,
+    to_kv: Dense,
     null_kv: Tensor,
-    to_out: Linear,
-    out_norm: LayerNorm,
+    to_out: Dense,
+    out_norm: GainNorm,
     heads: usize,
     dim_head: usize,
     scale: f64,
@@ -142,8 +144,8 @@ impl MultiQueryAttention {
 #[derive(Debug, Clone)]
 pub(crate) struct MultiHeadAttention {
     norm: LayerNorm,
-    qkv: Linear,
-    proj: Linear,
+    qkv: Dense,
+    proj: Dense,
     heads: usize,
     dim_head: usize,
     dropout: f64,

@@ -52,6 +52,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file of a trainer checkpoint is missing or is not the one its `trainer.json` recorded (a
+    /// directory mixed from different saves).
+    #[error("{path}: {reason}")]
+    CheckpointMismatch {
+        /// The offending file.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
     /// A sampler needs something the model does not have (e.g. Analytic-DPM statistics).
     #[error("sampler: {0}")]
     Sampler(String),

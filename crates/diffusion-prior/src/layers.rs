@@ -1,13 +1,15 @@
 //! Small building blocks with PyTorch's initialisation and names.
 
 use candle_core::{Module, Tensor};
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
 use cmkd_train::LayerNorm;
 
+use crate::dense::Dense;
 use crate::error::Result;
+use crate::fused;
 
 /// `nn.Linear(fan_in, fan_out, bias)` with PyTorch's default `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`.
-pub(crate) fn linear(fan_in: usize, fan_out: usize, bias: bool, vb: VarBuilder) -> Result<Linear> {
+pub(crate) fn linear(fan_in: usize, fan_out: usize, bias: bool, vb: VarBuilder) -> Result<Dense> {
     let b = 1.0 / (fan_in as f64).sqrt();
     let init = Init::Uniform { lo: -b, up: b };
     let w = vb.get_with_hints((fan_out, fan_in), "weight", init)?;
@@ -16,13 +18,39 @@ pub(crate) fn linear(fan_in: usize, fan_out: usize, bias: bool, vb: VarBuilder) 
     } else {
         None
     };
-    Ok(Linear::new(w, bias))
+    Ok(Dense::new(w, bias))
 }
 
-/// DALLE2-pytorch's gain-only `LayerNorm` (parameter `g`, eps 1e-5, biased variance).
-pub(crate) fn gain_norm(dim: usize, stable: bool, vb: VarBuilder) -> Result<LayerNorm> {
+/// DALLE2-pytorch's gain-only `LayerNorm` (parameter `g`, eps 1e-5, biased variance): one fused
+/// op on the CPU (see [`crate::fused`]), `cmkd_train`'s composed LayerNorm elsewhere and for the
+/// "stable" variant.
+#[derive(Debug, Clone)]
+pub(crate) struct GainNorm {
+    g: Tensor,
+    stable: bool,
+    composed: LayerNorm,
+}
+
+const GAIN_NORM_EPS: f64 = 1e-5;
+
+impl Module for GainNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if !self.stable && fused::fusable(x) {
+            fused::gain_norm(x, &self.g, GAIN_NORM_EPS)
+        } else {
+            self.composed.forward(x)
+        }
+    }
+}
+
+/// A [`GainNorm`] over `dim` features with its gain `g` (init 1) under `vb`.
+pub(crate) fn gain_norm(dim: usize, stable: bool, vb: VarBuilder) -> Result<GainNorm> {
     let g = vb.get_with_hints(dim, "g", Init::Const(1.0))?;
-    Ok(LayerNorm::new(Some(g), None, 1e-5).with_stable(stable))
+    Ok(GainNorm {
+        composed: LayerNorm::new(Some(g.clone()), None, GAIN_NORM_EPS).with_stable(stable),
+        g,
+        stable,
+    })
 }
 
 /// `nn.LayerNorm(dim)` with weight and bias.

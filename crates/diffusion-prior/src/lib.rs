@@ -30,10 +30,13 @@
 
 pub mod analytic_dpm;
 mod attention;
+mod checkpoint;
 pub mod config;
 pub mod ddim;
 pub mod ddpm;
+mod dense;
 pub mod error;
+mod fused;
 mod layers;
 pub mod network;
 pub mod normalization;

@@ -5,14 +5,17 @@
 //! directly (see `tools/prior/export_fixture.py`).
 
 use candle_core::{DType, Device, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
+
+use crate::dense::Dense;
 use cmkd_train::LayerNorm;
 use rand::rngs::StdRng;
 
 use crate::attention::{CachedKv, MultiHeadAttention, MultiQueryAttention};
 use crate::config::{PriorConfig, Style, TimeEmbedding};
 use crate::error::{Error, Result};
-use crate::layers::{affine_norm, apply, gain_norm, linear, randn_param};
+use crate::fused;
+use crate::layers::{affine_norm, apply, gain_norm, linear, randn_param, GainNorm};
 use crate::position::{RelPosBias, Rotary};
 
 /// Which conditioning the network sees (classifier-free guidance).
@@ -34,10 +37,10 @@ pub enum CondDrop<'a> {
 
 #[derive(Debug, Clone)]
 struct SwiGlu {
-    norm: LayerNorm,
-    proj_in: Linear,
-    post_norm: Option<LayerNorm>,
-    proj_out: Linear,
+    norm: GainNorm,
+    proj_in: Dense,
+    post_norm: Option<GainNorm>,
+    proj_out: Dense,
     dropout: f64,
 }
 
@@ -65,10 +68,14 @@ impl SwiGlu {
 
     fn forward(&self, x: &Tensor, rng: Option<&mut StdRng>) -> Result<Tensor> {
         let h = apply(&self.proj_in, &apply(&self.norm, x)?)?;
-        let inner = h.dim(D::Minus1)? / 2;
-        let a = h.narrow(D::Minus1, 0, inner)?;
-        let gate = h.narrow(D::Minus1, inner, inner)?;
-        let mut h = (a * gate.silu()?)?;
+        let mut h = if fused::fusable(&h) {
+            fused::swiglu(&h)?
+        } else {
+            let inner = h.dim(D::Minus1)? / 2;
+            let a = h.narrow(D::Minus1, 0, inner)?;
+            let gate = h.narrow(D::Minus1, inner, inner)?;
+            (a * gate.silu()?)?
+        };
         if let Some(n) = &self.post_norm {
             h = apply(n, &h)?;
         }
@@ -82,8 +89,8 @@ impl SwiGlu {
 #[derive(Debug, Clone)]
 struct GeluMlp {
     norm: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Dense,
+    fc2: Dense,
     dropout: f64,
 }
 
@@ -114,9 +121,9 @@ enum TimeEmbed {
     Table(Tensor),
     Sinusoidal {
         freqs: Tensor,
-        l1: Linear,
-        l2: Linear,
-        l3: Linear,
+        l1: Dense,
+        l2: Dense,
+        l3: Dense,
     },
 }
 
@@ -136,6 +143,22 @@ impl TimeEmbed {
     }
 }
 
+/// The norm before the output projection (DALLE2's stable gain-only norm, or an affine one).
+#[derive(Debug, Clone)]
+enum FinalNorm {
+    Gain(GainNorm),
+    Affine(LayerNorm),
+}
+
+impl candle_core::Module for FinalNorm {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            FinalNorm::Gain(n) => n.forward(x),
+            FinalNorm::Affine(n) => n.forward(x),
+        }
+    }
+}
+
 /// Keys and values of the tokens that stay fixed over a sampling run (prefix and condition).
 #[derive(Debug, Clone)]
 pub struct ConditionCache {
@@ -148,8 +171,8 @@ pub struct ConditionCache {
 #[derive(Debug, Clone)]
 pub struct PriorNetwork {
     config: PriorConfig,
-    cond_in: Option<Linear>,
-    x_in: Option<Linear>,
+    cond_in: Option<Dense>,
+    x_in: Option<Dense>,
     time: TimeEmbed,
     learned_query: Tensor,
     null_text_encodings: Option<Tensor>,
@@ -159,8 +182,8 @@ pub struct PriorNetwork {
     rel_pos: Option<RelPosBias>,
     rotary: Option<Rotary>,
     blocks: Vec<Block>,
-    final_norm: LayerNorm,
-    project_out: Linear,
+    final_norm: FinalNorm,
+    project_out: Dense,
 }
 
 const MASKED: f64 = -1e9;
@@ -236,7 +259,7 @@ impl PriorNetwork {
                         ff: SwiGlu::new(d, c.ff_mult, normformer, c.ff_dropout, l.pp("1"))?,
                     });
                 }
-                final_norm = gain_norm(d, true, tr.pp("norm"))?;
+                final_norm = FinalNorm::Gain(gain_norm(d, true, tr.pp("norm"))?);
                 project_out = linear(d, c.embed_dim, false, tr.pp("project_out"))?;
             }
             Style::PreNorm => {
@@ -269,7 +292,7 @@ impl PriorNetwork {
                         },
                     });
                 }
-                final_norm = affine_norm(d, tr.pp("norm"))?;
+                final_norm = FinalNorm::Affine(affine_norm(d, tr.pp("norm"))?);
                 project_out = linear(d, c.embed_dim, true, tr.pp("project_out"))?;
             }
         }
@@ -440,28 +463,21 @@ impl PriorNetwork {
         apply(&self.project_out, &apply(&self.final_norm, &last)?)
     }
 
-    /// Keys/values of the prefix tokens; `batch` rows (1 unless each row needs its own dropout).
-    fn prefix_cache(
-        &self,
-        batch: usize,
-        rng: Option<&mut StdRng>,
-    ) -> Result<Option<Vec<CachedKv>>> {
+    /// Keys/values of the prefix tokens (batch 1: they do not depend on the input), evaluation mode.
+    fn prefix_cache(&self) -> Result<Option<Vec<CachedKv>>> {
         match &self.null_text_encodings {
             None => Ok(None),
-            Some(p) => {
-                let (_, n, d) = p.dims3()?;
-                let tokens = p.broadcast_as((batch, n, d))?.contiguous()?;
-                Ok(Some(self.run_dalle2(&tokens, 0, None, rng)?.1))
-            }
+            Some(p) => Ok(Some(self.run_dalle2(p, 0, None, None)?.1)),
         }
     }
 
     /// Predicts from noised embeddings `x_t` `(b, embed_dim)` at timesteps `t` (`u32`, `(b,)`)
     /// given conditions `cond` `(b, cond_dim)`. With `rng`, dropout is active (training).
     ///
-    /// For the DALLE2 style the prefix tokens, which do not depend on the input, are run once
-    /// (batch 1) and their keys/values reused by every row: the same function at the cost of four
-    /// tokens. With dropout active they are run per row, as in PyTorch.
+    /// For the DALLE2 style without active dropout, the prefix tokens, which do not depend on the
+    /// input, are run once (batch 1) and their keys/values reused by every row: the same function at
+    /// the cost of four tokens. With dropout active every row needs its own masks over the prefix
+    /// too, so the whole sequence runs as one segment, as in PyTorch.
     pub fn forward(
         &self,
         x_t: &Tensor,
@@ -476,12 +492,15 @@ impl PriorNetwork {
         match self.config.style {
             Style::Dalle2 { .. } => {
                 let dropout = self.config.attn_dropout > 0.0 || self.config.ff_dropout > 0.0;
-                let pb = if rng.is_some() && dropout { b } else { 1 };
-                let past = self.prefix_cache(pb, rng.as_deref_mut())?;
-                let tokens = Tensor::cat(&[&cond_tok, &step], 1)?;
-                let (h, _) =
-                    self.run_dalle2(&tokens, self.config.prefix_tokens, past.as_deref(), rng)?;
-                self.head(&h)
+                if rng.is_some() && dropout {
+                    self.forward_joined(b, &cond_tok, &step, rng)
+                } else {
+                    let past = self.prefix_cache()?;
+                    let tokens = Tensor::cat(&[&cond_tok, &step], 1)?;
+                    let (h, _) =
+                        self.run_dalle2(&tokens, self.config.prefix_tokens, past.as_deref(), rng)?;
+                    self.head(&h)
+                }
             }
             Style::PreNorm => {
                 let mut parts = Vec::new();
@@ -514,6 +533,25 @@ impl PriorNetwork {
         }
     }
 
+    /// The DALLE2 blocks over `[prefix, cond, step tokens]` as one segment of `b` rows.
+    fn forward_joined(
+        &self,
+        b: usize,
+        cond_tok: &Tensor,
+        step: &Tensor,
+        rng: Option<&mut StdRng>,
+    ) -> Result<Tensor> {
+        let tokens = match &self.null_text_encodings {
+            Some(p) => {
+                let (_, n, d) = p.dims3()?;
+                Tensor::cat(&[&p.broadcast_as((b, n, d))?, cond_tok, step], 1)?
+            }
+            None => Tensor::cat(&[cond_tok, step], 1)?,
+        };
+        let (h, _) = self.run_dalle2(&tokens, 0, None, rng)?;
+        self.head(&h)
+    }
+
     /// Precomputes what stays fixed while sampling for `cond` (`drop_all`: the unconditional branch).
     /// Only the DALLE2 style caches; for the plain style this records the inputs.
     pub fn condition_cache(&self, cond: &Tensor, drop_all: bool) -> Result<ConditionCache> {
@@ -532,7 +570,7 @@ impl PriorNetwork {
         };
         let layers = match self.config.style {
             Style::Dalle2 { .. } => {
-                let past = self.prefix_cache(1, None)?;
+                let past = self.prefix_cache()?;
                 let cond_tok = self.cond_token(cond, drop)?;
                 self.run_dalle2(&cond_tok, self.config.prefix_tokens, past.as_deref(), None)?
                     .1
@@ -597,4 +635,60 @@ fn mix(a: &Tensor, null: &Tensor, keep: &Tensor) -> Result<Tensor> {
     let k = keep.to_dtype(a.dtype())?.reshape((a.dim(0)?, 1, 1))?;
     let one_minus = k.affine(-1.0, 1.0)?;
     Ok((a.broadcast_mul(&k)? + null.broadcast_mul(&one_minus)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Training with dropout runs the prefix inside one segment; without dropout the prefix keys
+    /// and values are computed once at batch 1. Both are the same function.
+    #[test]
+    fn joined_and_cached_prefix_paths_agree() {
+        let dev = Device::Cpu;
+        let config = PriorConfig {
+            prefix_tokens: 3,
+            attn_dropout: 0.1,
+            ff_dropout: 0.1,
+            time_embedding: TimeEmbedding::Learned { rows: 16 },
+            ..PriorConfig::dalle2(4, 6, 16, 2, 2, 8)
+        };
+        let map = candle_nn::VarMap::new();
+        let vb = cmkd_train::seeded_var_builder(&map, 1, DType::F32, &dev);
+        let net = PriorNetwork::new(&config, 16, vb).unwrap();
+        let mut rng = cmkd_train::rng::stream(2, "joined");
+        let x = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (5, 4), DType::F32, &dev).unwrap();
+        let c = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (5, 6), DType::F32, &dev).unwrap();
+        let t = Tensor::new(&[0u32, 3, 7, 11, 15], &dev).unwrap();
+        let keep = Tensor::new(&[1f32, 0., 1., 1., 0.], &dev).unwrap();
+        for drop in [
+            CondDrop::Keep,
+            CondDrop::All,
+            CondDrop::Masks {
+                cond: &keep,
+                image: &keep,
+            },
+        ] {
+            let cached = net.forward(&x, &t, &c, drop, None).unwrap();
+            let joined = net
+                .forward_joined(
+                    5,
+                    &net.cond_token(&c, drop).unwrap(),
+                    &net.step_tokens(&x, &t, drop).unwrap(),
+                    None,
+                )
+                .unwrap();
+            let d = (cached - joined)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(d < 1e-5, "{drop:?}: {d}");
+        }
+    }
 }

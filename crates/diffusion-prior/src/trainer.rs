@@ -7,6 +7,7 @@ use candle_core::{Device, Tensor};
 use cmkd_train::{AdamW, AdamWConfig, Ema, EmaConfig, LrSchedule};
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{self, FileDigest};
 use crate::error::{config_err, Error, Result};
 use crate::prior::{check_embeddings, DiffusionPrior};
 
@@ -171,13 +172,23 @@ struct TrainerState {
     step: usize,
     epoch: usize,
     ema_step: usize,
+    /// Snapshot folder holding the files (absent in format 1, whose files sit beside it).
+    #[serde(default)]
+    snapshot: Option<String>,
+    /// Size and hash of every file of the snapshot (empty in format 1).
+    #[serde(default)]
+    files: Vec<FileDigest>,
 }
 
-const FORMAT: &str = "cmkd-diffusion-prior-trainer/1";
+const FORMAT: &str = "cmkd-diffusion-prior-trainer/2";
+/// The first layout: files beside `trainer.json`, written one by one, no manifest. Still read.
+const FORMAT_V1: &str = "cmkd-diffusion-prior-trainer/1";
 const STATE_FILE: &str = "trainer.json";
 const OPTIM_FILE: &str = "optimizer.safetensors";
 const EMA_FILE: &str = "ema.safetensors";
 const MODEL_DIR: &str = "model";
+const MODEL_WEIGHTS: &str = "model/model.safetensors";
+const MODEL_CONFIG: &str = "model/prior.json";
 
 /// Trains a [`DiffusionPrior`].
 pub struct Trainer {
@@ -327,9 +338,11 @@ impl Trainer {
             loss = (loss + e)?;
         }
         let total = cmkd_train::guard::finite_scalar(&loss, "loss", step)?;
-        let mut grads = loss.backward()?;
-        let grad_norm = match self.config.max_grad_norm {
-            Some(m) => cmkd_train::clip_grad_norm(&mut grads, &self.vars, m, step)?,
+        let grads = loss.backward()?;
+        // Clipping is folded into the optimizer's pass (the same update without scaled copies of
+        // 48.8M gradient values for the published network).
+        let (grad_norm, clip) = match self.config.max_grad_norm {
+            Some(m) => cmkd_train::clip_coefficient(&grads, &self.vars, m, step)?,
             None => {
                 let g = cmkd_train::grad_norm(&grads, &self.vars)?;
                 if !g.is_finite() {
@@ -339,12 +352,12 @@ impl Trainer {
                     }
                     .into());
                 }
-                g
+                (g, 1.0)
             }
         };
         let lr = self.config.lr_schedule.lr(self.config.optimizer.lr, step);
         self.opt.set_lr(lr);
-        self.opt.step(&grads)?;
+        self.opt.step_with_grad_scale(&grads, clip)?;
         if let Some(ema) = &mut self.ema {
             ema.update()?;
         }
@@ -406,42 +419,97 @@ impl Trainer {
         Ok(())
     }
 
-    /// Writes a checkpoint directory: the prior (`model/`), optimizer moments, EMA weights and
-    /// `trainer.json` (settings, step, epoch). Each file is written atomically; `trainer.json`
-    /// last, so a directory with it is complete.
+    /// Writes a checkpoint into `dir`: the prior, the optimizer moments and the EMA weights go into a fresh snapshot folder, then `trainer.json`
+    /// (settings, step, epoch and the size and hash of every snapshot file) replaces the previous
+    /// one atomically, then older snapshots are deleted. An interrupted save leaves the previous
+    /// checkpoint as it was.
+    ///
+    /// Layout: `dir/trainer.json` and `dir/snapshot-<step>-<nonce>/{model/, optimizer.safetensors,
+    /// ema.safetensors}`.
     pub fn save_checkpoint(&self, dir: &Path) -> Result<()> {
-        self.prior.save(&dir.join(MODEL_DIR))?;
-        cmkd_train::checkpoint::save_tensors(&dir.join(OPTIM_FILE), &self.opt.state_tensors()?)?;
-        let mut ema_step = 0;
-        if let Some(ema) = &self.ema {
-            let shadow = ema
-                .shadow()
-                .map(|(n, t)| (n.to_string(), t.clone()))
-                .collect();
-            cmkd_train::checkpoint::save_tensors(&dir.join(EMA_FILE), &shadow)?;
-            ema_step = ema.step_count();
+        let (name, files) = self.write_snapshot(dir)?;
+        self.commit_snapshot(dir, &name, files)
+    }
+
+    /// First half of a save: a complete new snapshot folder that nothing refers to yet.
+    fn write_snapshot(&self, dir: &Path) -> Result<(String, Vec<FileDigest>)> {
+        let (name, snap) = checkpoint::new_snapshot(dir, self.step)?;
+        let written = (|| -> Result<Vec<FileDigest>> {
+            let model = snap.join(MODEL_DIR);
+            self.prior.save(&model)?;
+            cmkd_train::checkpoint::save_tensors(
+                &snap.join(OPTIM_FILE),
+                &self.opt.state_tensors()?,
+            )?;
+            let mut files = vec![MODEL_WEIGHTS, MODEL_CONFIG, OPTIM_FILE];
+            if let Some(ema) = &self.ema {
+                let shadow = ema
+                    .shadow()
+                    .map(|(n, t)| (n.to_string(), t.clone()))
+                    .collect();
+                cmkd_train::checkpoint::save_tensors(&snap.join(EMA_FILE), &shadow)?;
+                files.push(EMA_FILE);
+            }
+            let digests = checkpoint::manifest(&snap, &files)?;
+            checkpoint::sync_dir(&model);
+            checkpoint::sync_dir(&snap);
+            Ok(digests)
+        })();
+        match written {
+            Ok(files) => Ok((name, files)),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&snap);
+                Err(e)
+            }
         }
+    }
+
+    /// Second half: points `trainer.json` at the snapshot (one atomic rename), then tidies up.
+    fn commit_snapshot(&self, dir: &Path, name: &str, files: Vec<FileDigest>) -> Result<()> {
         let state = TrainerState {
             format: FORMAT.into(),
             config: self.config.clone(),
             step: self.step,
             epoch: self.epoch,
-            ema_step,
+            ema_step: self.ema.as_ref().map_or(0, |e| e.step_count()),
+            snapshot: Some(name.to_string()),
+            files,
         };
         cmkd_train::checkpoint::save_json(&dir.join(STATE_FILE), &state)?;
-        Ok(())
+        checkpoint::sync_dir(dir);
+        checkpoint::remove_stale(dir, name)
     }
 
-    /// Restores a trainer from [`Trainer::save_checkpoint`]'s directory onto `device`.
+    /// Restores a trainer from [`Trainer::save_checkpoint`]'s directory onto `device`. Every file
+    /// is checked against the size and hash `trainer.json` recorded: a directory mixed from two
+    /// saves gives [`Error::CheckpointMismatch`] naming the file. The first layout (format 1, files
+    /// beside `trainer.json`, no record) is still read.
     pub fn resume(dir: &Path, dtype: candle_core::DType, device: &Device) -> Result<Self> {
         let state_path = dir.join(STATE_FILE);
         let state: TrainerState = cmkd_train::checkpoint::load_json(&state_path)?;
-        if state.format != FORMAT {
-            return Err(Error::Checkpoint {
-                path: state_path,
-                reason: format!("format `{}`, expected `{FORMAT}`", state.format),
-            });
-        }
+        let base = match (state.format.as_str(), &state.snapshot) {
+            (FORMAT, Some(name)) => {
+                let snap = dir.join(name);
+                checkpoint::verify(&snap, &state.files)?;
+                snap
+            }
+            (FORMAT_V1, _) => dir.to_path_buf(),
+            _ => {
+                return Err(Error::Checkpoint {
+                    path: state_path,
+                    reason: format!(
+                        "format `{}`{}, expected `{FORMAT}` naming a snapshot",
+                        state.format,
+                        if state.snapshot.is_none() {
+                            " without a snapshot"
+                        } else {
+                            ""
+                        }
+                    ),
+                })
+            }
+        };
+        let dir = base.as_path();
         let prior = DiffusionPrior::load(&dir.join(MODEL_DIR), dtype, device)?;
         let mut t = Trainer::new(prior, state.config)?;
         let wrap = |path: &Path, e: cmkd_train::Error| Error::Checkpoint {
@@ -462,5 +530,126 @@ impl Trainer {
         t.step = state.step;
         t.epoch = state.epoch;
         Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BetaSchedule, EmbeddingNorm, PriorConfig, PriorOptions, TimeEmbedding};
+    use candle_core::DType;
+
+    fn tiny_trainer() -> (Trainer, PairedData) {
+        let dev = Device::Cpu;
+        let config = PriorConfig {
+            time_embedding: TimeEmbedding::Learned { rows: 8 },
+            ..PriorConfig::dalle2(2, 3, 8, 1, 2, 4)
+        };
+        let prior = DiffusionPrior::from_parts(
+            PriorOptions::new(config, BetaSchedule::Cosine, 8),
+            EmbeddingNorm::Identity,
+            EmbeddingNorm::Identity,
+            1,
+            DType::F32,
+            &dev,
+        )
+        .unwrap();
+        let mut rng = cmkd_train::rng::stream(4, "tiny");
+        let c = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (6, 3), DType::F32, &dev).unwrap();
+        let z = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (6, 2), DType::F32, &dev).unwrap();
+        let config = TrainerConfig {
+            ema: Some(cmkd_train::EmaConfig {
+                update_after_step: 0,
+                update_every: 1,
+                ..Default::default()
+            }),
+            ..TrainerConfig::published()
+        };
+        (
+            Trainer::new(prior, config).unwrap(),
+            PairedData::new(c, z).unwrap(),
+        )
+    }
+
+    fn weights(t: &Trainer) -> Vec<Vec<f32>> {
+        t.prior()
+            .vars()
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    }
+
+    fn snapshots(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("snapshot-"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A save that dies after writing (part of) its files but before `trainer.json` is replaced
+    /// leaves the previous checkpoint exactly as it was; the next save removes the debris.
+    #[test]
+    fn interrupted_save_keeps_the_previous_checkpoint() {
+        let (mut t, data) = tiny_trainer();
+        let dir = tempfile::tempdir().unwrap();
+        t.train_step(&data, &[0, 1, 2], None).unwrap();
+        t.save_checkpoint(dir.path()).unwrap();
+        let saved = weights(&t);
+        let next = t.clone_for_test().train_step(&data, &[3, 4], None).unwrap();
+        t.train_step(&data, &[5, 0], None).unwrap();
+        // The crash: a complete new snapshot, one file of it cut short, and no commit.
+        let (name, _) = t.write_snapshot(dir.path()).unwrap();
+        let cut = dir.path().join(&name).join(OPTIM_FILE);
+        let bytes = std::fs::read(&cut).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+        assert_eq!(snapshots(dir.path()).len(), 2);
+
+        let mut r = Trainer::resume(dir.path(), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!(r.step(), 1);
+        assert_eq!(weights(&r), saved);
+        assert_eq!(r.train_step(&data, &[3, 4], None).unwrap(), next);
+        r.save_checkpoint(dir.path()).unwrap();
+        let left = snapshots(dir.path());
+        assert_eq!(left.len(), 1);
+        assert!(left[0].starts_with("snapshot-00000002-"), "{left:?}");
+    }
+
+    /// Checkpoints of the first layout (files beside `trainer.json`, no record) still load.
+    #[test]
+    fn format_1_layout_still_loads() {
+        let (mut t, data) = tiny_trainer();
+        t.train_step(&data, &[0, 1], None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        t.save_checkpoint(dir.path()).unwrap();
+        let name = snapshots(dir.path()).remove(0);
+        for f in [MODEL_DIR, OPTIM_FILE, EMA_FILE] {
+            std::fs::rename(dir.path().join(&name).join(f), dir.path().join(f)).unwrap();
+        }
+        std::fs::remove_dir(dir.path().join(&name)).unwrap();
+        let path = dir.path().join(STATE_FILE);
+        let mut state: TrainerState = cmkd_train::checkpoint::load_json(&path).unwrap();
+        state.format = FORMAT_V1.into();
+        state.snapshot = None;
+        state.files.clear();
+        cmkd_train::checkpoint::save_json(&path, &state).unwrap();
+        let r = Trainer::resume(dir.path(), DType::F32, &Device::Cpu).unwrap();
+        assert_eq!((r.step(), weights(&r)), (1, weights(&t)));
+        // A format-2 record without a snapshot is refused, naming trainer.json.
+        state.format = FORMAT.into();
+        cmkd_train::checkpoint::save_json(&path, &state).unwrap();
+        let e = Trainer::resume(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
+        assert!(e.to_string().contains("trainer.json"), "{e}");
+    }
+
+    impl Trainer {
+        /// An independent trainer in the same state (via a checkpoint), for reference runs.
+        fn clone_for_test(&self) -> Trainer {
+            let dir = tempfile::tempdir().unwrap();
+            self.save_checkpoint(dir.path()).unwrap();
+            Trainer::resume(dir.path(), DType::F32, &Device::Cpu).unwrap()
+        }
     }
 }

@@ -59,6 +59,7 @@ fn forward_matches_dalle2_pytorch() {
     let t = f["input.t"].to_dtype(DType::U32).unwrap();
     let out = net.forward(x, &t, c, CondDrop::Keep, None).unwrap();
     let d = max_abs_diff(&out, &f["output.cond"]);
+    eprintln!("max |ours - DALLE2-pytorch| (conditional) = {d:e}");
     assert!(d < 1e-4, "conditional output differs by {d}");
     let null = net.forward(x, &t, c, CondDrop::All, None).unwrap();
     let d = max_abs_diff(&null, &f["output.null"]);

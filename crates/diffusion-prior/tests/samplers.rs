@@ -61,7 +61,14 @@ fn every_sampler_recovers_the_conditional_distribution() {
         time_embedding: TimeEmbedding::Sinusoidal,
         ..PriorConfig::dalle2(2, 2, 32, 2, 2, 16)
     };
-    let options = PriorOptions::new(network, BetaSchedule::Cosine, 200);
+    // v prediction: its x0 estimate carries a skip term `sqrt(ab) x_t`, so a net this small need
+    // not reproduce x_t at low noise itself. With x0 prediction (the published setting, covered by
+    // the parity and training tests) the same net and budget shrink the sampled covariance to
+    // about half the truth for every sampler alike, which hides sampler errors behind model error.
+    let options = PriorOptions {
+        prediction: diffusion_prior::Prediction::V,
+        ..PriorOptions::new(network, BetaSchedule::Cosine, 200)
+    };
     let prior = DiffusionPrior::new(
         options,
         NormKind::Standardize,
@@ -166,11 +173,12 @@ fn every_sampler_recovers_the_conditional_distribution() {
     eprintln!("ddpm-200: mean error {em:.3}, covariance error {ec:.3}");
     results.push(("ddpm-200", em, ec));
     // The tolerances absorb the model error of a net trained for 640 steps (the full 200-step
-    // DDPM chain is off by about as much as the strided samplers); a sampler with a wrong variance
-    // (e.g. no noise, or the forward process' variance) misses them by far.
+    // DDPM chain is off by about as much as the strided samplers: mean 0.03-0.07, covariance
+    // 0.01-0.09 against a true variance of 0.25); a sampler with a wrong variance (e.g. no noise,
+    // or the forward process' variance) misses them by far.
     for (name, em, ec) in &results {
-        assert!(*em < 0.15, "{name}: mean error {em}");
-        assert!(*ec < 0.16, "{name}: covariance error {ec}");
+        assert!(*em < 0.1, "{name}: mean error {em}");
+        assert!(*ec < 0.1, "{name}: covariance error {ec}");
     }
     // Analytic-DDPM is at least as close as DDPM with the same 20 strided steps (small slack for
     // Monte Carlo error of the comparison itself).

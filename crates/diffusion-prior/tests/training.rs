@@ -244,11 +244,86 @@ fn bad_input_gives_typed_errors() {
     // Corrupted and missing checkpoints.
     let dir = tempfile::tempdir().unwrap();
     t.save_checkpoint(dir.path()).unwrap();
-    let w = dir.path().join("model/model.safetensors");
+    let w = snapshot_dir(dir.path()).join("model/model.safetensors");
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
     let e = Trainer::resume(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
     assert!(e.to_string().contains("model.safetensors"), "{e}");
     std::fs::remove_file(dir.path().join("trainer.json")).unwrap();
     assert!(Trainer::resume(dir.path(), DType::F32, &Device::Cpu).is_err());
+}
+
+/// The snapshot folder that a checkpoint's `trainer.json` names.
+fn snapshot_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("trainer.json")).unwrap()).unwrap();
+    dir.join(state["snapshot"].as_str().unwrap())
+}
+
+/// A directory mixed from two saves (an older `trainer.json` with newer weights or moments, as a
+/// crash between per-file writes or a careless copy leaves it) is refused with a typed error that
+/// names the file, for every file of the checkpoint.
+#[test]
+fn mixed_checkpoint_directory_is_a_typed_error_naming_the_file() {
+    let (c, z) = toy_data(16, 4);
+    let data = PairedData::new(c.clone(), z.clone()).unwrap();
+    let mut t = Trainer::new(small_prior(dalle2_small(), 0.1, &c, &z), quick_config(1)).unwrap();
+    t.train_step(&data, &[0, 1, 2, 3], None).unwrap();
+    let old = tempfile::tempdir().unwrap();
+    t.save_checkpoint(old.path()).unwrap();
+    t.train_step(&data, &[4, 5, 6, 7], None).unwrap();
+    // Analytic-DPM statistics make the second save's prior.json differ too.
+    t.prior_mut()
+        .estimate_gamma(&c, &z, &[0, 5, 9], 8, 1)
+        .unwrap();
+    let new = tempfile::tempdir().unwrap();
+    t.save_checkpoint(new.path()).unwrap();
+    for file in [
+        "model/model.safetensors",
+        "model/prior.json",
+        "optimizer.safetensors",
+        "ema.safetensors",
+    ] {
+        let mixed = tempfile::tempdir().unwrap();
+        let snap = snapshot_dir(old.path());
+        let target = mixed.path().join(snap.file_name().unwrap());
+        std::fs::create_dir_all(target.join("model")).unwrap();
+        std::fs::copy(
+            old.path().join("trainer.json"),
+            mixed.path().join("trainer.json"),
+        )
+        .unwrap();
+        for f in [
+            "model/model.safetensors",
+            "model/prior.json",
+            "optimizer.safetensors",
+            "ema.safetensors",
+        ] {
+            let from = if f == file {
+                snapshot_dir(new.path()).join(f)
+            } else {
+                snap.join(f)
+            };
+            std::fs::copy(from, target.join(f)).unwrap();
+        }
+        match Trainer::resume(mixed.path(), DType::F32, &Device::Cpu) {
+            Err(Error::CheckpointMismatch { path, .. }) => {
+                assert!(path.ends_with(file), "{path:?}")
+            }
+            other => panic!("{file}: {other:?}"),
+        }
+    }
+    // The unmixed directories load, at their own steps.
+    assert_eq!(
+        Trainer::resume(old.path(), DType::F32, &Device::Cpu)
+            .unwrap()
+            .step(),
+        1
+    );
+    assert_eq!(
+        Trainer::resume(new.path(), DType::F32, &Device::Cpu)
+            .unwrap()
+            .step(),
+        2
+    );
 }
