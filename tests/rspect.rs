@@ -230,7 +230,12 @@ fn pipeline_runs_end_to_end_with_the_real_pretraining_set() {
     // The same cohort generated in memory with the same real pretraining set (fresh folder: nothing
     // shared through the cache) gives the same report; the synthetic pretraining set another one.
     let mem = tempfile::tempdir().unwrap();
-    let r_mem = run_sources(&config, None, Some(&rspect), &options(mem.path())).unwrap();
+    let mut r_mem = run_sources(&config, None, Some(&rspect), &options(mem.path())).unwrap();
+    assert!(
+        r.pretrain_source.starts_with("RSPECT (") && r.pretrain_source == r_mem.pretrain_source
+    );
+    assert_eq!(r_mem.cohort_source, "synthetic (med-io)");
+    r_mem.cohort_source.clone_from(&r.cohort_source);
     assert_eq!(
         serde_json::to_string(&r).unwrap(),
         serde_json::to_string(&r_mem).unwrap()
