@@ -29,6 +29,7 @@
 pub mod adamw;
 pub mod checkpoint;
 pub mod clip;
+pub mod compare;
 pub mod dropout;
 pub mod ema;
 pub mod error;

@@ -34,16 +34,7 @@ fn noise_volume(rng: &mut rand::rngs::StdRng, n: usize, slices: usize) -> Volume
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    cmkd_train::compare::max_abs_diff(a, b).unwrap()
 }
 
 #[test]

@@ -90,19 +90,6 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
     #[test]
     fn matches_candle_linear_forward_and_backward() {
         let dev = Device::Cpu;
@@ -143,10 +130,14 @@ mod tests {
         let (y1, g1) = run(&ours);
         let (y2, g2) = run(&reference);
         assert_eq!(y1.dims(), &[2, 3, 4]);
-        assert_eq!(max_diff(&y1, &y2), 0.0);
+        assert_eq!(cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap(), 0.0);
         for (a, b) in g1.iter().zip(&g2) {
             assert_eq!(a.dims(), b.dims());
-            assert!(max_diff(a, b) < 1e-5, "{}", max_diff(a, b));
+            assert!(
+                cmkd_train::compare::max_abs_diff(a, b).unwrap() < 1e-5,
+                "{}",
+                cmkd_train::compare::max_abs_diff(a, b).unwrap()
+            );
         }
     }
 }

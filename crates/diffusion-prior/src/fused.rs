@@ -228,19 +228,6 @@ mod tests {
     use super::*;
     use candle_core::{Device, Module, Var, D};
 
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
-
     fn var(shape: &[usize], seed: u64, scale: f64) -> Var {
         let mut rng = cmkd_train::rng::stream(seed, "fused");
         Var::from_tensor(
@@ -273,10 +260,18 @@ mod tests {
         let (y1, g1) = run(&|x| gain_norm(x, g.as_tensor(), 1e-5).unwrap(), &x, &[&g]);
         let (y2, g2) = run(&|x| composed.forward(x).unwrap(), &x, &[&g]);
         assert_eq!(y1.dims(), y2.dims());
-        assert!(max_diff(&y1, &y2) < 1e-5, "{}", max_diff(&y1, &y2));
+        assert!(
+            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap() < 1e-5,
+            "{}",
+            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap()
+        );
         for (a, b) in g1.iter().zip(&g2) {
             assert_eq!(a.dims(), b.dims());
-            assert!(max_diff(a, b) < 1e-4, "{}", max_diff(a, b));
+            assert!(
+                cmkd_train::compare::max_abs_diff(a, b).unwrap() < 1e-4,
+                "{}",
+                cmkd_train::compare::max_abs_diff(a, b).unwrap()
+            );
         }
     }
 
@@ -291,11 +286,15 @@ mod tests {
         let (y1, g1) = run(&|h| swiglu(h).unwrap(), &h, &[]);
         let (y2, g2) = run(&composed, &h, &[]);
         assert_eq!(y1.dims(), &[2, 3, 6]);
-        assert!(max_diff(&y1, &y2) < 1e-6, "{}", max_diff(&y1, &y2));
         assert!(
-            max_diff(&g1[0], &g2[0]) < 1e-5,
+            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap() < 1e-6,
             "{}",
-            max_diff(&g1[0], &g2[0])
+            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap()
+        );
+        assert!(
+            cmkd_train::compare::max_abs_diff(&g1[0], &g2[0]).unwrap() < 1e-5,
+            "{}",
+            cmkd_train::compare::max_abs_diff(&g1[0], &g2[0]).unwrap()
         );
     }
 }

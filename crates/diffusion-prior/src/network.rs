@@ -678,16 +678,7 @@ mod tests {
                     None,
                 )
                 .unwrap();
-            let d = (cached - joined)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let d = cmkd_train::compare::max_abs_diff(&cached, &joined).unwrap();
             assert!(d < 1e-5, "{drop:?}: {d}");
         }
     }
