@@ -127,8 +127,8 @@ pub struct PipelineConfig {
     /// Learning rate of the per-fold CTPA sequence ViT.
     pub head_lr: f64,
     /// Learning rate of the per-fold CXR projection + head. Lower than the CTPA one: the X-ray's PE
-    /// signal is weak, and at 1e-3 a fold's 200 X-rays pulled the warm-started head off what it had
-    /// learnt on the pretraining set (pooled AUC 0.50 against 0.62 for the head left as pretrained).
+    /// signal is weak, and at 1e-3 a fold's 200 X-rays pulled the warm-started head below the head
+    /// left as pretrained.
     pub cxr_head_lr: f64,
     /// Width of the sequence ViT.
     pub vit_width: usize,

@@ -11,8 +11,7 @@ use cmkd_train::AdamWConfig;
 use ctpa_encoder::{CtpaEncoder, CtpaEncoderConfig, SequenceVitConfig, SliceCnn};
 use cxr_encoder::resnet::ResNetConfig;
 use cxr_encoder::{
-    BackboneConfig, Classifier, ClassifierTrainer, CxrEncoder, CxrEncoderConfig, FitConfig,
-    Normalize,
+    BackboneConfig, ClassifierTrainer, CxrEncoder, CxrEncoderConfig, FitConfig, Normalize,
 };
 
 use super::cohort::PairedCohort;
@@ -119,7 +118,6 @@ pub fn pretrain_cxr(
         .trainable_vars()
         .iter()
         .all(|(n, _)| !n.starts_with(cxr_encoder::BACKBONE_PREFIX)));
-    let _ = Classifier::trainable_vars(&encoder);
     Ok(encoder)
 }
 

@@ -60,27 +60,14 @@ pub fn evaluate(
     reference: &str,
 ) -> Result<Vec<ModelMetrics>> {
     let n = labels.len();
-    let preds = |m: &ModelScores| -> Vec<FoldPredictions> {
-        folds
-            .iter()
-            .zip(&m.folds)
-            .map(|(f, s)| FoldPredictions {
-                train_labels: f.train.iter().map(|&i| labels[i]).collect(),
-                train_scores: s.train.clone(),
-                test_indices: f.test.clone(),
-                test_labels: f.test.iter().map(|&i| labels[i]).collect(),
-                test_scores: s.test.clone(),
-            })
-            .collect()
-    };
     let reference_oof = models
         .iter()
         .find(|m| m.name == reference)
-        .map(|m| out_of_fold_scores(n, &preds(m)))
+        .map(|m| oof(m, labels, folds))
         .transpose()?;
     let mut out = Vec::with_capacity(models.len());
     for m in models {
-        let p = preds(m);
+        let p = fold_predictions(m, labels, folds);
         let cv = evaluate_folds(&p)?;
         let oof = out_of_fold_scores(n, &p)?;
         let p_vs_cxr = match &reference_oof {
@@ -106,9 +93,13 @@ pub fn evaluate(
     Ok(out)
 }
 
-/// Out-of-fold scores of one model in patient order.
-pub fn oof(model: &ModelScores, labels: &[bool], folds: &[med_eval::Fold]) -> Result<Vec<f64>> {
-    let p: Vec<FoldPredictions> = folds
+/// Each fold's training and test scores of `model` with their labels, as med-eval takes them.
+fn fold_predictions(
+    model: &ModelScores,
+    labels: &[bool],
+    folds: &[med_eval::Fold],
+) -> Vec<FoldPredictions> {
+    folds
         .iter()
         .zip(&model.folds)
         .map(|(f, s)| FoldPredictions {
@@ -118,8 +109,15 @@ pub fn oof(model: &ModelScores, labels: &[bool], folds: &[med_eval::Fold]) -> Re
             test_labels: f.test.iter().map(|&i| labels[i]).collect(),
             test_scores: s.test.clone(),
         })
-        .collect();
-    Ok(out_of_fold_scores(labels.len(), &p)?)
+        .collect()
+}
+
+/// Out-of-fold scores of one model in patient order.
+pub fn oof(model: &ModelScores, labels: &[bool], folds: &[med_eval::Fold]) -> Result<Vec<f64>> {
+    Ok(out_of_fold_scores(
+        labels.len(),
+        &fold_predictions(model, labels, folds),
+    )?)
 }
 
 /// Groups rows by their model's section, in first-seen order.

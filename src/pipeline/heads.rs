@@ -35,6 +35,25 @@ pub fn pad_sequences(seqs: &[&Tensor]) -> Result<(Tensor, Vec<usize>)> {
     Ok((Tensor::stack(&rows, 0)?, lengths))
 }
 
+/// Embeddings `(n, embed_dim)` and PE probabilities of slice-embedding sequences through `vit`, in
+/// evaluation mode, `batch` sequences at a time.
+pub fn embed_sequences(
+    vit: &SequenceVit,
+    seqs: &[Tensor],
+    batch: usize,
+) -> Result<(Tensor, Vec<f64>)> {
+    let mut zs = Vec::new();
+    let mut probs = Vec::new();
+    for chunk in seqs.chunks(batch.max(1)) {
+        let refs: Vec<&Tensor> = chunk.iter().collect();
+        let (x, lengths) = pad_sequences(&refs)?;
+        let (z, logit) = vit.forward(&x, &lengths)?;
+        zs.push(z.detach());
+        probs.extend(sigmoid_vec(&logit)?);
+    }
+    Ok((Tensor::cat(&zs, 0)?, probs))
+}
+
 /// The CTPA classifier on frozen slice embeddings.
 pub struct CtpaHead {
     /// The sequence ViT (embedding + head).
@@ -57,16 +76,7 @@ impl CtpaHead {
 
     /// Embeddings `(n, embed_dim)` and PE probabilities of `seqs`, in evaluation mode.
     pub fn embed(&self, seqs: &[Tensor], batch: usize) -> Result<(Tensor, Vec<f64>)> {
-        let mut zs = Vec::new();
-        let mut probs = Vec::new();
-        for chunk in seqs.chunks(batch.max(1)) {
-            let refs: Vec<&Tensor> = chunk.iter().collect();
-            let (x, lengths) = pad_sequences(&refs)?;
-            let (z, logit) = self.vit.forward(&x, &lengths)?;
-            zs.push(z.detach());
-            probs.extend(sigmoid_vec(&logit)?);
-        }
-        Ok((Tensor::cat(&zs, 0)?, probs))
+        embed_sequences(&self.vit, seqs, batch)
     }
 
     /// Number of trainable parameters.

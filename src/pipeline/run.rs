@@ -19,7 +19,7 @@ use super::error::{PipelineError, Result};
 use super::evaluation::{
     evaluate, oof, reliability_figure, roc_figure, table, FoldScores, ModelMetrics, ModelScores,
 };
-use super::heads::{CtpaHead, CxrHead};
+use super::heads::{embed_sequences, CtpaHead, CxrHead};
 
 /// Names of the reference models.
 pub const CTPA_ONLY: &str = "CTPA only classifier";
@@ -420,25 +420,6 @@ pub fn run_on(
         );
         let ctpa_enc = pretrain_ctpa(pretrain_set, config, device)?;
         let cxr_enc = pretrain_cxr(pretrain_set, config, device)?;
-        // How well the pretrained classifiers transfer to the (disjoint) cohort, as a check of
-        // the frozen features; no cohort label is used for training here.
-        let vols: Vec<_> = cohort.patients.iter().map(|p| &p.ctpa).collect();
-        let p_ct = cxr_encoder::train::predict_proba(&ctpa_enc, &vols, config.classifier_batch)?;
-        let imgs: Vec<_> = cohort.patients.iter().map(|p| &p.cxr).collect();
-        let p_x = cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?;
-        let f64s = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
-        let vols: Vec<_> = pretrain_set.patients.iter().map(|p| &p.ctpa).collect();
-        let q_ct = cxr_encoder::train::predict_proba(&ctpa_enc, &vols, config.classifier_batch)?;
-        let imgs: Vec<_> = pretrain_set.patients.iter().map(|p| &p.cxr).collect();
-        let q_x = cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?;
-        let pre_labels = pretrain_set.labels();
-        eprintln!(
-            "  pretrained classifiers, AUC on their own training set / on the cohort: CTPA {:.3} / {:.3}, X-ray {:.3} / {:.3}",
-            med_eval::roc_auc(&pre_labels, &f64s(q_ct))?,
-            med_eval::roc_auc(&labels, &f64s(p_ct))?,
-            med_eval::roc_auc(&pre_labels, &f64s(q_x))?,
-            med_eval::roc_auc(&labels, &f64s(p_x))?
-        );
         let feats = Features {
             seqs: slice_sequences(&ctpa_enc, cohort)?,
             cxr: cxr_features(&cxr_enc, cohort, config.batch_size)?,
@@ -447,6 +428,29 @@ pub fn run_on(
             seqs: slice_sequences(&ctpa_enc, pretrain_set)?,
             cxr: cxr_features(&cxr_enc, pretrain_set, config.batch_size)?,
         };
+        // How well the pretrained classifiers transfer to the (disjoint) cohort, as a check of
+        // the frozen features; no cohort label is used for training here. The CTPA classifier
+        // reads the slice sequences just extracted instead of running the slice CNN again.
+        let ct_probs = |seqs: &[Tensor]| -> Result<Vec<f64>> {
+            Ok(embed_sequences(ctpa_enc.vit(), seqs, config.batch_size)?.1)
+        };
+        let x_probs = |set: &PairedCohort| -> Result<Vec<f64>> {
+            let imgs: Vec<_> = set.patients.iter().map(|p| &p.cxr).collect();
+            Ok(
+                cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect(),
+            )
+        };
+        let pre_labels = pretrain_set.labels();
+        eprintln!(
+            "  pretrained classifiers, AUC on their own training set / on the cohort: CTPA {:.3} / {:.3}, X-ray {:.3} / {:.3}",
+            med_eval::roc_auc(&pre_labels, &ct_probs(&pre.seqs)?)?,
+            med_eval::roc_auc(&labels, &ct_probs(&feats.seqs)?)?,
+            med_eval::roc_auc(&pre_labels, &x_probs(pretrain_set)?)?,
+            med_eval::roc_auc(&labels, &x_probs(cohort)?)?
+        );
         let mut init = HashMap::new();
         for (name, var) in ctpa_enc.vit().trainable_vars() {
             init.insert(format!("{INIT_CTPA}{name}"), var.as_tensor().detach());
@@ -468,6 +472,19 @@ pub fn run_on(
         let path = cache_path(&cache, &format!("fold{k}.json"));
         let seed = config.seed.wrapping_mul(1000).wrapping_add(k as u64);
         let mut fold_u: Option<Unimodal> = None;
+        let fit_unimodal = |embed_dim: usize| {
+            unimodal(
+                config,
+                embed_dim,
+                &feats,
+                &pre,
+                &init,
+                &labels,
+                &fold.train,
+                seed,
+                device,
+            )
+        };
         let output: FoldOutput = if path.exists() {
             eprintln!("fold {}/{}: from cache", k + 1, folds.len());
             cmkd_train::checkpoint::load_json(&path)?
@@ -477,17 +494,7 @@ pub fn run_on(
                 k + 1,
                 folds.len()
             );
-            let u: &Unimodal = fold_u.insert(unimodal(
-                config,
-                config.embed_dim,
-                &feats,
-                &pre,
-                &init,
-                &labels,
-                &fold.train,
-                seed,
-                device,
-            )?);
+            let u: &Unimodal = fold_u.insert(fit_unimodal(config.embed_dim)?);
             let mut models = vec![
                 (
                     CTPA_ONLY.to_string(),
@@ -599,17 +606,7 @@ pub fn run_on(
                 // here when that phase came from the cache.
                 let u: &Unimodal = match &fold_u {
                     Some(u) => u,
-                    None => fold_u.insert(unimodal(
-                        config,
-                        config.embed_dim,
-                        &feats,
-                        &pre,
-                        &init,
-                        &labels,
-                        &fold.train,
-                        seed,
-                        device,
-                    )?),
+                    None => fold_u.insert(fit_unimodal(config.embed_dim)?),
                 };
                 let mut rows = Vec::new();
                 let pretrain_on = config.prior_pretrain_epochs > 0;
@@ -659,17 +656,7 @@ pub fn run_on(
                     split(&mean, fold),
                 ));
                 let big = config.embed_dim * 2;
-                let u2 = unimodal(
-                    config,
-                    big,
-                    &feats,
-                    &pre,
-                    &init,
-                    &labels,
-                    &fold.train,
-                    seed,
-                    device,
-                )?;
+                let u2 = fit_unimodal(big)?;
                 let (mean, _, params, _) = prior_variant(
                     config,
                     &u2,
