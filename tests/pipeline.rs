@@ -45,6 +45,19 @@ fn check_report(r: &Report) {
         check_unit("uncertainty", v);
     }
     assert!(r.prior_final_loss.iter().all(|l| l.is_finite()));
+    let d = r.diagnostics.as_ref().expect("diagnostics of a fresh run");
+    for v in [d.prior_r2, d.linear_r2] {
+        assert!(v.is_finite() && v <= 1.0, "R^2 = {v}");
+    }
+    check_unit("linear reference AUC", d.linear_auc);
+    check_unit("single-draw AUC", d.single_draw_auc);
+    for v in [
+        d.spearman_prior_ctpa,
+        d.spearman_prior_cxr,
+        d.spearman_ctpa_cxr,
+    ] {
+        assert!((-1.0..=1.0).contains(&v), "Spearman {v}");
+    }
 }
 
 #[test]
@@ -75,6 +88,7 @@ fn tiny_pipeline_end_to_end_is_deterministic_and_resumable() {
     }
     let md = std::fs::read_to_string(a.path().join("report.md")).unwrap();
     assert!(md.contains("## Table 1") && md.contains("## Table 2"));
+    assert!(md.contains("## Why the prior scores what it does"));
 
     // Same seed, fresh folder: identical numbers.
     let rb = run_synthetic(&config, &options(b.path(), true)).unwrap();

@@ -2,6 +2,7 @@
 
 use med_eval::report::format_params;
 
+use super::diagnostics::Diagnostics;
 use super::evaluation::{ModelMetrics, ModelScores};
 use super::run::{Report, CTPA_ONLY, CXR_ONLY, PRIOR};
 
@@ -148,6 +149,9 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if let Some(d) = &report.diagnostics {
+        s.push_str(&diagnostics_section(d, auc(PRIOR)));
+    }
     if !table2.is_empty() {
         s.push_str("## Table 2: ablations of the diffusion prior\n\n");
         s.push_str(&metrics_table(table2, &report.table2, false));
@@ -159,5 +163,75 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
         s.push_str("- `figures/tsne_{beginning,middle,end}.png`: t-SNE of true CTPA, generated CTPA and CXR embeddings of fold 1's test patients during prior training.\n");
     }
     s.push_str("\nFiles: `report.json` (all numbers), `table1.csv`, `table2.csv` (with `--ablations`), `predictions.csv` (out-of-fold probabilities).\n");
+    s
+}
+
+/// The "why" section: the prior's fidelity against the linear reference, its sampling noise and
+/// what it follows, with a reading of each that the numbers support.
+fn diagnostics_section(d: &Diagnostics, prior_auc: Option<f64>) -> String {
+    let mut s = String::from(
+        "## Why the prior scores what it does\n\nMeasured on each fold's test patients (see \
+         `cmkd::pipeline::diagnostics`). R^2: of the predicted for the true CTPA embedding, 0 = no better \
+         than the average CTPA embedding. The linear reference is a ridge regression from the X-ray to the \
+         CTPA embedding fitted on the training fold and classified by the same frozen CTPA head.\n\n\
+         | Measure | Value |\n|---|---|\n",
+    );
+    s.push_str(&format!(
+        "| R^2 of the prior's mean of {} draws | {:.3} |\n\
+         | R^2 of the linear reference | {:.3} |\n\
+         | AUC of the linear reference | {:.3} |\n\
+         | AUC of the prior, one draw per X-ray | {:.3} |\n",
+        d.samples, d.prior_r2, d.linear_r2, d.linear_auc, d.single_draw_auc
+    ));
+    if let Some(a) = prior_auc {
+        s.push_str(&format!(
+            "| AUC of the prior, mean of {} draws | {a:.3} |\n",
+            d.samples
+        ));
+    }
+    s.push_str(&format!(
+        "| Spearman of the prior's probabilities with CTPA-only / CXR-only | {:.2} / {:.2} |\n\
+         | Spearman of CTPA-only with CXR-only | {:.2} |\n\n",
+        d.spearman_prior_ctpa, d.spearman_prior_cxr, d.spearman_ctpa_cxr
+    ));
+    let mut reading = Vec::new();
+    if d.linear_r2 < 0.1 {
+        reading.push(format!(
+            "The X-ray embedding predicts little of the CTPA embedding even with the linear reference \
+             (R^2 {:.3}): a prior cannot reconstruct what its condition does not carry.",
+            d.linear_r2
+        ));
+    }
+    if d.prior_r2 < d.linear_r2 - 0.05 {
+        reading.push(
+            "The prior reconstructs less than the linear reference: it is under-trained or its \
+             samples are too dispersed for this data."
+                .to_string(),
+        );
+    } else {
+        reading.push(
+            "The prior reconstructs as much as the linear reference (or more): its training is not \
+             what limits it."
+                .to_string(),
+        );
+    }
+    if let Some(a) = prior_auc {
+        if a - d.single_draw_auc > 0.02 {
+            reading.push(format!(
+                "Averaging {} draws gains {:.3} AUC over one draw: sampling noise costs accuracy here.",
+                d.samples,
+                a - d.single_draw_auc
+            ));
+        }
+    }
+    if d.spearman_prior_cxr > d.spearman_prior_ctpa + 0.1 {
+        reading.push(
+            "The prior ranks patients more like the CXR-only classifier than like the teacher: it \
+             passes on the X-ray's own signal rather than the CT's."
+                .to_string(),
+        );
+    }
+    s.push_str(&reading.join(" "));
+    s.push_str("\n\n");
     s
 }

@@ -12,13 +12,15 @@
 //!   probability and spread.
 //! - **Baselines** ([`baselines`]): five teacher-student methods from kd-losses.
 //! - **Evaluation** ([`evaluation`], [`markdown`]): pooled out-of-fold Table 1, Table 2 ablations,
-//!   DeLong tests, calibration, ROC, reliability and t-SNE figures.
+//!   DeLong tests, calibration, ROC, reliability and t-SNE figures; [`diagnostics`]: the prior's
+//!   conditional fidelity against a linear reference, its sampling noise and what it follows.
 //!
 //! [`run::run_synthetic`] runs it all; every phase is cached by configuration hash ([`run`]).
 
 pub mod baselines;
 pub mod cohort;
 pub mod config;
+pub mod diagnostics;
 pub mod distill;
 pub mod encoders;
 pub mod error;

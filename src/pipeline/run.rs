@@ -13,13 +13,16 @@ use std::path::{Path, PathBuf};
 use super::baselines::{train_student, KdMethod};
 use super::cohort::{paired_config, pretrain_config, PairedCohort};
 use super::config::PipelineConfig;
+use super::diagnostics::{
+    embedding_r2, summarize, Diagnostics, FoldDiagnostics, RidgeMap, RIDGE_LAMBDA,
+};
 use super::distill::{classify_samples, sample, train_prior, PriorLoss, SnapshotFn};
 use super::encoders::{cxr_features, pretrain_ctpa, pretrain_cxr, slice_sequences, vit_config};
 use super::error::{PipelineError, Result};
 use super::evaluation::{
     evaluate, oof, reliability_figure, roc_figure, table, FoldScores, ModelMetrics, ModelScores,
 };
-use super::heads::{embed_sequences, CtpaHead, CxrHead};
+use super::heads::{embed_sequences, sigmoid_vec, CtpaHead, CxrHead};
 
 /// Names of the reference models.
 pub const CTPA_ONLY: &str = "CTPA only classifier";
@@ -85,6 +88,9 @@ pub struct Report {
     pub cohort_source: String,
     /// Where the CT-only pretraining set came from.
     pub pretrain_source: String,
+    /// Why the prior scores what it does ([`super::diagnostics`]); `None` when a fold came from a
+    /// cache written before they existed.
+    pub diagnostics: Option<Diagnostics>,
 }
 
 /// What one fold produced (cached as JSON).
@@ -93,6 +99,9 @@ struct FoldOutput {
     models: Vec<(String, String, u64, FoldScores)>,
     prior_spread_test: Vec<f64>,
     prior_final_loss: f64,
+    /// Absent in caches written before the diagnostics existed.
+    #[serde(default)]
+    diagnostics: Option<FoldDiagnostics>,
 }
 
 fn cache_path(dir: &Path, name: &str) -> PathBuf {
@@ -280,8 +289,19 @@ fn unimodal(
     })
 }
 
-/// Runs a prior variant on one fold and returns the mean probabilities of every patient and the
-/// spreads.
+/// What one prior variant produced on a fold.
+struct PriorRun {
+    /// Mean teacher probability over the draws, every patient.
+    mean: Vec<f64>,
+    /// Standard deviation of the probability over the draws, every patient.
+    sd: Vec<f64>,
+    params: u64,
+    final_loss: f64,
+    /// The draws `(k, n, e)` of every patient.
+    samples: Tensor,
+}
+
+/// Runs a prior variant on one fold and samples every patient.
 #[allow(clippy::too_many_arguments)]
 fn prior_variant(
     config: &PipelineConfig,
@@ -292,7 +312,7 @@ fn prior_variant(
     pretrain: bool,
     seed: u64,
     snapshot: Option<&mut SnapshotFn>,
-) -> Result<(Vec<f64>, Vec<f64>, u64, f64)> {
+) -> Result<PriorRun> {
     let cond = select(&u.cxr_z, train)?;
     let target = select(&u.ctpa_z, train)?;
     let y = select(labels_t, train)?;
@@ -316,12 +336,40 @@ fn prior_variant(
         seed ^ 0x5A,
     )?;
     let (mean, sd) = classify_samples(&u.ctpa.vit, &samples)?;
-    Ok((
+    Ok(PriorRun {
         mean,
         sd,
-        trained.prior.num_params() as u64,
-        trained.final_loss,
-    ))
+        params: trained.prior.num_params() as u64,
+        final_loss: trained.final_loss,
+        samples,
+    })
+}
+
+/// The fold's diagnostics of the prior run `run` (see [`super::diagnostics`]).
+fn fold_diagnostics(
+    u: &Unimodal,
+    run: &PriorRun,
+    fold: &med_eval::Fold,
+) -> Result<FoldDiagnostics> {
+    let test = Tensor::from_vec(
+        fold.test.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        fold.test.len(),
+        run.samples.device(),
+    )?;
+    let draws = run.samples.index_select(&test, 1)?;
+    let truth = select(&u.ctpa_z, &fold.test)?;
+    let ridge = RidgeMap::fit(
+        &select(&u.cxr_z, &fold.train)?,
+        &select(&u.ctpa_z, &fold.train)?,
+        RIDGE_LAMBDA,
+    )?;
+    let linear = ridge.predict(&select(&u.cxr_z, &fold.test)?)?;
+    Ok(FoldDiagnostics {
+        prior_r2: embedding_r2(&truth, &draws.mean(0)?)?,
+        linear_r2: embedding_r2(&truth, &linear)?,
+        linear_test: sigmoid_vec(&u.ctpa.vit.head_logit(&linear)?)?,
+        single_draw_test: classify_samples(&u.ctpa.vit, &draws.narrow(0, 0, 1)?)?.0,
+    })
 }
 
 fn tsne_figure(
@@ -568,7 +616,7 @@ pub fn run_on(
                 None
             };
             let pretrain_on = config.prior_pretrain_epochs > 0;
-            let (mean, sd, params, final_loss) = prior_variant(
+            let run = prior_variant(
                 config,
                 u,
                 &labels_t,
@@ -581,13 +629,14 @@ pub fn run_on(
             models.push((
                 PRIOR.to_string(),
                 CMKD.to_string(),
-                params,
-                split(&mean, fold),
+                run.params,
+                split(&run.mean, fold),
             ));
             let out = FoldOutput {
                 models,
-                prior_spread_test: pick(&sd, &fold.test),
-                prior_final_loss: final_loss,
+                prior_spread_test: pick(&run.sd, &fold.test),
+                prior_final_loss: run.final_loss,
+                diagnostics: Some(fold_diagnostics(u, &run, fold)?),
             };
             cmkd_train::checkpoint::save_json(&path, &out)?;
             // Continue from what was written, so that a resumed run sees exactly the same numbers
@@ -617,7 +666,7 @@ pub fn run_on(
                     PriorLoss::L2Proto,
                     PriorLoss::L2Contrastive,
                 ] {
-                    let (mean, _, params, _) = prior_variant(
+                    let PriorRun { mean, params, .. } = prior_variant(
                         config,
                         u,
                         &labels_t,
@@ -634,7 +683,7 @@ pub fn run_on(
                         split(&mean, fold),
                     ));
                 }
-                let (mean, _, params, _) = prior_variant(
+                let PriorRun { mean, params, .. } = prior_variant(
                     config,
                     u,
                     &labels_t,
@@ -657,7 +706,7 @@ pub fn run_on(
                 ));
                 let big = config.embed_dim * 2;
                 let u2 = fit_unimodal(big)?;
-                let (mean, _, params, _) = prior_variant(
+                let PriorRun { mean, params, .. } = prior_variant(
                     config,
                     &u2,
                     &labels_t,
@@ -820,6 +869,29 @@ pub fn run_on(
         .write_csv(options.out.join("table2.csv"))?;
     }
     let _ = prior_metrics;
+    let per_fold: Option<Vec<FoldDiagnostics>> =
+        outputs.iter().map(|o| o.diagnostics.clone()).collect();
+    let diagnostics = match per_fold {
+        Some(d) => {
+            let model_oof = |name: &str| -> Result<Vec<f64>> {
+                let m = models
+                    .iter()
+                    .find(|m| m.name == name)
+                    .ok_or_else(|| PipelineError::Data(format!("no results of {name}")))?;
+                oof(m, &labels, &folds)
+            };
+            Some(summarize(
+                &labels,
+                &folds,
+                &d,
+                config.samples_per_xray,
+                &prior_oof,
+                &model_oof(CTPA_ONLY)?,
+                &model_oof(CXR_ONLY)?,
+            )?)
+        }
+        None => None,
+    };
     let report = Report {
         config: config.clone(),
         config_hash: hash,
@@ -837,6 +909,7 @@ pub fn run_on(
         prior_final_loss: outputs.iter().map(|o| o.prior_final_loss).collect(),
         cohort_source: cohort.source.clone(),
         pretrain_source: pretrain_set.source.clone(),
+        diagnostics,
     };
     write_text(
         &options.out.join("report.json"),

@@ -1,5 +1,6 @@
 //! `med-eval`: the evaluation protocol of a diagnostic classifier, with the statistics done right.
 //!
+//! - [`agreement`]: Pearson and Spearman correlation, multi-output R^2 (how one model follows another);
 //! - [`roc`]: ROC curve and AUC with scikit-learn's tie handling;
 //! - [`delong`]: DeLong variance and CIs by the fast O(n log n) algorithm of Sun & Xu (2014), and the
 //!   paired DeLong test between two models scored on the same patients;
@@ -31,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod agreement;
 mod atomic;
 pub mod bootstrap;
 pub mod calibration;

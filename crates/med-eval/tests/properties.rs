@@ -111,3 +111,24 @@ proptest! {
         prop_assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn spearman_is_symmetric_bounded_and_rank_invariant(
+        pairs in proptest::collection::vec((0i32..12, -50i32..50), 3..40)
+    ) {
+        let a: Vec<f64> = pairs.iter().map(|p| p.0 as f64).collect();
+        let b: Vec<f64> = pairs.iter().map(|p| p.1 as f64 / 7.0).collect();
+        // A constant input is an error, not a number; skip those draws.
+        if let Ok(r) = med_eval::agreement::spearman(&a, &b) {
+            prop_assert!((-1.0..=1.0).contains(&r));
+            let back = med_eval::agreement::spearman(&b, &a).unwrap();
+            prop_assert!((r - back).abs() < 1e-12);
+            let t: Vec<f64> = a.iter().map(|v| (0.5 * v).exp() + v).collect();
+            let moved = med_eval::agreement::spearman(&t, &b).unwrap();
+            prop_assert!((r - moved).abs() < 1e-12);
+        }
+    }
+}
