@@ -116,6 +116,12 @@ struct Args {
     /// Samples of the prior per X-ray (mean probability and spread).
     #[arg(long)]
     samples: Option<usize>,
+    /// Probability of dropping the prior's condition in training (enables guidance; published: 0.1).
+    #[arg(long)]
+    cond_drop: Option<f64>,
+    /// Classifier-free guidance scale of the prior's sampling (1 = none; needs --cond-drop > 0).
+    #[arg(long)]
+    guidance: Option<f64>,
     /// Skip the t-SNE figures.
     #[arg(long)]
     no_tsne: bool,
@@ -146,6 +152,8 @@ fn config(a: &Args) -> PipelineConfig {
     c.data.spacing_mm = a.spacing_mm.or(c.data.spacing_mm);
     c.data.lung_crop &= !a.no_lung_crop;
     c.lambda = a.lambda.unwrap_or(c.lambda);
+    c.cond_drop_prob = a.cond_drop.unwrap_or(c.cond_drop_prob);
+    c.guidance_scale = a.guidance.unwrap_or(c.guidance_scale);
     c.tsne &= !a.no_tsne;
     c
 }

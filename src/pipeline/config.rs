@@ -151,6 +151,12 @@ pub struct PipelineConfig {
     pub prior_lr: f64,
     /// Weight of the BCE-through-the-teacher term (the MSE term gets `1 - lambda`; paper 0.2).
     pub lambda: f64,
+    /// Probability of replacing the condition by the prior's learned null token in training, which
+    /// makes classifier-free guidance possible (0.1 in the published DALLE2 prior run).
+    pub cond_drop_prob: f64,
+    /// Classifier-free guidance scale of sampling: 1 is plain conditional sampling, above 1
+    /// pushes the samples further along the condition's direction (needs `cond_drop_prob > 0`).
+    pub guidance_scale: f64,
     /// Analytic-DPM sampling steps (paper: 64).
     pub sample_steps: usize,
     /// Samples drawn per X-ray (mean probability and spread). The mean over draws is the prior's
@@ -191,6 +197,8 @@ impl Default for PipelineConfig {
             prior_pretrain_epochs: 20,
             prior_lr: 5e-4,
             lambda: 0.2,
+            cond_drop_prob: 0.0,
+            guidance_scale: 1.0,
             sample_steps: 64,
             samples_per_xray: 32,
             kd_epochs: 60,
@@ -296,6 +304,21 @@ impl PipelineConfig {
                 format!("must be in 1..={}", self.timesteps),
             ));
         }
+        if !(0.0..1.0).contains(&self.cond_drop_prob) {
+            return Err(PipelineError::config("cond_drop_prob", "must be in [0, 1)"));
+        }
+        if !(self.guidance_scale.is_finite() && self.guidance_scale >= 1.0) {
+            return Err(PipelineError::config(
+                "guidance_scale",
+                format!("must be at least 1, got {}", self.guidance_scale),
+            ));
+        }
+        if self.guidance_scale != 1.0 && self.cond_drop_prob == 0.0 {
+            return Err(PipelineError::config(
+                "guidance_scale",
+                "guidance needs a prior trained with condition dropout (cond_drop_prob > 0)",
+            ));
+        }
         if !(0.0..1.0).contains(&self.lambda) {
             return Err(PipelineError::config("lambda", "must be in [0, 1)"));
         }
@@ -378,6 +401,32 @@ mod tests {
         assert!(PipelineConfig {
             folds: 1,
             ..Default::default()
+        }
+        .validate()
+        .is_err());
+    }
+
+    #[test]
+    fn guidance_needs_condition_dropout() {
+        let unguided = PipelineConfig {
+            guidance_scale: 2.0,
+            ..PipelineConfig::tiny()
+        };
+        let e = unguided.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("guidance_scale") && e.contains("cond_drop_prob"),
+            "{e}"
+        );
+        PipelineConfig {
+            cond_drop_prob: 0.1,
+            ..unguided.clone()
+        }
+        .validate()
+        .unwrap();
+        assert!(PipelineConfig {
+            cond_drop_prob: 0.1,
+            guidance_scale: 0.5,
+            ..unguided
         }
         .validate()
         .is_err());

@@ -162,6 +162,7 @@ pub fn train_prior(
     options.network.time_embedding = diffusion_prior::TimeEmbedding::Learned {
         rows: config.timesteps,
     };
+    options.cond_drop_prob = config.cond_drop_prob;
     // Normalisations are fitted on the data the prior first sees (pretraining pairs if any).
     let (fit_c, fit_t) = pretrain.unwrap_or((cond, target));
     let prior = DiffusionPrior::new(
@@ -280,13 +281,14 @@ pub fn train_prior(
     Ok(TrainedPrior { prior, final_loss })
 }
 
-/// Draws `k` embeddings per condition row with Analytic-DPM (DDPM form) over
-/// `config.sample_steps` strided steps; returns `(k, n, e)` stacked samples.
+/// Draws `k` embeddings per condition row with Analytic-DPM (DDPM form) over `steps` strided steps
+/// at classifier-free guidance scale `guidance` (1 = none); returns `(k, n, e)` stacked samples.
 pub fn sample(
     prior: &DiffusionPrior,
     cond: &Tensor,
     k: usize,
     steps: usize,
+    guidance: f64,
     seed: u64,
 ) -> Result<Tensor> {
     let mut prior_g = prior.deep_copy()?;
@@ -301,7 +303,7 @@ pub fn sample(
     let n = cond.dim(0)?;
     let rep = cond.repeat((k, 1))?;
     let mut rng = cmkd_train::rng::stream(seed, "pipeline/sample");
-    let z = prior_g.sample(&rep, &mut sampler, 1.0, &mut rng)?;
+    let z = prior_g.sample(&rep, &mut sampler, guidance, &mut rng)?;
     let e = z.dim(1)?;
     Ok(z.reshape((k, n, e))?)
 }

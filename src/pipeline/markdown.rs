@@ -78,7 +78,7 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
     s.push_str(&format!(
         "Cohort: {} patients ({} with PE), {}; CT resized to {}x{}x{} / X-ray to {}x{}; pretraining set: {} CT-only patients, {}. \
          {}-fold stratified cross-validation (seed {}); embedding size {}; prior: {} epochs{}, \
-         Analytic-DPM with {} strided steps of {}, {} samples per X-ray. Configuration hash `{}`.\n\n",
+         Analytic-DPM with {} strided steps of {}, {} samples per X-ray{}. Configuration hash `{}`.\n\n",
         report.patients,
         report.positives,
         report.cohort_source,
@@ -101,6 +101,14 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
         c.sample_steps,
         c.timesteps,
         c.samples_per_xray,
+        if c.cond_drop_prob > 0.0 {
+            format!(
+                ", condition dropout {} and guidance scale {}",
+                c.cond_drop_prob, c.guidance_scale
+            )
+        } else {
+            String::new()
+        },
         report.config_hash,
     ));
     s.push_str("## Table 1\n\nAUC: pooled out-of-fold predictions with the DeLong 95% CI. Accuracy, specificity and \
@@ -121,11 +129,15 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
             "CTPA-only AUC {a:.3}, CXR-only {b:.3}, diffusion prior {p:.3}. "
         ));
         match report.gap_recovered {
+            Some(g) if g <= 0.0 => s.push_str(
+                "The prior recovers none of the CTPA-CXR gap: it scores at or below CXR-only on this \
+                 cohort (see the section on why below).\n\n",
+            ),
             Some(g) => s.push_str(&format!(
                 "The prior recovers {:.0}% of the CTPA-CXR gap{}.\n\n",
                 100.0 * g,
                 if g <= 0.1 {
-                    " — that is, not a meaningful part of it on this cohort: see the diagnosis in docs/results.md"
+                    " — not a meaningful part of it on this cohort (see the section on why below)"
                 } else {
                     ""
                 }
@@ -171,8 +183,8 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
 fn diagnostics_section(d: &Diagnostics, prior_auc: Option<f64>) -> String {
     let mut s = String::from(
         "## Why the prior scores what it does\n\nMeasured on each fold's test patients (see \
-         `cmkd::pipeline::diagnostics`). R^2: of the predicted for the true CTPA embedding, 0 = no better \
-         than the average CTPA embedding. The linear reference is a ridge regression from the X-ray to the \
+         `cmkd::pipeline::diagnostics`). R^2 of a predicted embedding for the true CTPA embedding: 0 = no \
+         better than the average CTPA embedding. The linear reference is a ridge regression from the X-ray to the \
          CTPA embedding fitted on the training fold and classified by the same frozen CTPA head.\n\n\
          | Measure | Value |\n|---|---|\n",
     );

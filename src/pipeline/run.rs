@@ -333,6 +333,7 @@ fn prior_variant(
         &u.cxr_z,
         config.samples_per_xray,
         config.sample_steps,
+        config.guidance_scale,
         seed ^ 0x5A,
     )?;
     let (mean, sd) = classify_samples(&u.ctpa.vit, &samples)?;
@@ -600,7 +601,15 @@ pub fn run_on(
                         seed ^ 0x61,
                     )?;
                 }
-                let g = sample(&p, &test_cxr, 1, config.sample_steps, seed ^ 0x62)?.squeeze(0)?;
+                let g = sample(
+                    &p,
+                    &test_cxr,
+                    1,
+                    config.sample_steps,
+                    config.guidance_scale,
+                    seed ^ 0x62,
+                )?
+                .squeeze(0)?;
                 tsne_figure(
                     &figures.join(format!("tsne_{stage}.png")),
                     stage,
