@@ -119,6 +119,9 @@ struct Args {
     /// Probability of dropping the prior's condition in training (enables guidance; published: 0.1).
     #[arg(long)]
     cond_drop: Option<f64>,
+    /// Learning rate of the per-fold fine-tuning of the CTPA sequence ViT (default 3e-5).
+    #[arg(long)]
+    head_lr: Option<f64>,
     /// Classifier-free guidance scale of the prior's sampling (1 = none; needs --cond-drop > 0).
     #[arg(long)]
     guidance: Option<f64>,
@@ -153,6 +156,7 @@ fn config(a: &Args) -> PipelineConfig {
     c.data.lung_crop &= !a.no_lung_crop;
     c.lambda = a.lambda.unwrap_or(c.lambda);
     c.cond_drop_prob = a.cond_drop.unwrap_or(c.cond_drop_prob);
+    c.head_lr = a.head_lr.unwrap_or(c.head_lr);
     c.guidance_scale = a.guidance.unwrap_or(c.guidance_scale);
     c.tsne &= !a.no_tsne;
     c
