@@ -675,6 +675,20 @@ pub fn run_on(
                     PriorLoss::L2Proto,
                     PriorLoss::L2Contrastive,
                 ] {
+                    // L2 + BCE with pretraining as configured is the main run's prior (same seed,
+                    // same data): reuse its scores instead of training it again.
+                    let main_prior = outputs
+                        .last()
+                        .and_then(|o| o.models.iter().find(|m| m.0 == PRIOR));
+                    if let (PriorLoss::L2Bce, Some((_, _, params, scores))) = (loss, main_prior) {
+                        rows.push((
+                            format!("loss: {}", loss.label()),
+                            "Loss".to_string(),
+                            *params,
+                            scores.clone(),
+                        ));
+                        continue;
+                    }
                     let PriorRun { mean, params, .. } = prior_variant(
                         config,
                         u,
