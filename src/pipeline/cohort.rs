@@ -486,7 +486,8 @@ fn read_rspect_exam(
     let drr = med_io::drr::render_xray2ctpa(&hu).map_err(|e| named(&e))?;
     Ok(Patient {
         id: exam.study_uid.clone(),
-        ctpa: preprocess_ct(&ct, data).map_err(|e| named(&e))?,
+        // Conversion to HU is idempotent: preprocessing the converted volume skips a second pass.
+        ctpa: preprocess_ct(&hu, data).map_err(|e| named(&e))?,
         cxr: preprocess_cxr(&drr, data).map_err(|e| named(&format!("rendered radiograph: {e}")))?,
         label: exam.label != 0,
     })

@@ -221,22 +221,21 @@ pub struct Diagnostics {
     pub spearman_ctpa_cxr: f64,
 }
 
-/// Out-of-fold scores in patient order from each fold's test scores.
+/// Out-of-fold scores in patient order from each fold's test scores (med-eval checks that every
+/// patient is in exactly one test fold).
 fn pooled(n: usize, folds: &[med_eval::Fold], per_fold: &[&[f64]]) -> Result<Vec<f64>> {
-    let mut out = vec![f64::NAN; n];
-    for (f, s) in folds.iter().zip(per_fold) {
-        if f.test.len() != s.len() {
-            return Err(PipelineError::Data(format!(
-                "diagnostics: a fold has {} test patients but {} scores",
-                f.test.len(),
-                s.len()
-            )));
-        }
-        for (&i, &v) in f.test.iter().zip(s.iter()) {
-            out[i] = v;
-        }
-    }
-    Ok(out)
+    let preds: Vec<med_eval::FoldPredictions> = folds
+        .iter()
+        .zip(per_fold)
+        .map(|(f, s)| med_eval::FoldPredictions {
+            train_labels: Vec::new(),
+            train_scores: Vec::new(),
+            test_indices: f.test.clone(),
+            test_labels: Vec::new(),
+            test_scores: s.to_vec(),
+        })
+        .collect();
+    Ok(med_eval::out_of_fold_scores(n, &preds)?)
 }
 
 /// Pools the folds' diagnostics; `prior`, `ctpa` and `cxr` are the models' out-of-fold

@@ -196,22 +196,20 @@ fn load_features(
 }
 
 /// Copies into `vars` every tensor of `init` stored under `prefix` + its name with the same shape
-/// (a head of another width keeps its fresh weights); returns how many were copied.
+/// (a head of another width keeps its fresh weights).
 fn warm_start(
     vars: &[(String, candle_core::Var)],
     init: &HashMap<String, Tensor>,
     prefix: &str,
-) -> Result<usize> {
-    let mut copied = 0;
+) -> Result<()> {
     for (name, var) in vars {
         if let Some(t) = init.get(&format!("{prefix}{name}")) {
             if t.dims() == var.dims() {
                 var.set(t)?;
-                copied += 1;
             }
         }
     }
-    Ok(copied)
+    Ok(())
 }
 
 fn fit_config(config: &PipelineConfig, lr: f64, seed: u64) -> FitConfig {

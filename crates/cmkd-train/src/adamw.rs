@@ -332,15 +332,8 @@ impl InplaceOp2 for FusedAdamW<'_> {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let (CpuStorage::F32(theta), CpuStorage::F32(grad)) = (s1, s2) else {
-            candle_core::bail!("fused-adamw: f32 variable and gradient expected")
-        };
-        let (Some((t0, t1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("fused-adamw: contiguous variable and gradient expected")
-        };
-        let theta = &mut theta[t0..t1];
-        let grad = &grad[g0..g1];
+        let theta = crate::kernel::f32_slice_mut(s1, l1, self.name())?;
+        let grad = crate::kernel::f32_slice(s2, l2, self.name())?;
         let mut m = self
             .m
             .lock()

@@ -51,21 +51,12 @@ impl CustomOp2 for MaskScale {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(x), CpuStorage::F32(m)) = (s1, s2) else {
-            candle_core::bail!("dropout-mask: f32 expected")
-        };
-        let (Some((x0, x1)), Some((m0, m1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
-            candle_core::bail!("dropout-mask: contiguous tensors expected")
-        };
-        if x1 - x0 != m1 - m0 {
+        let x = crate::kernel::f32_slice(s1, l1, self.name())?;
+        let m = crate::kernel::f32_slice(s2, l2, self.name())?;
+        if x.len() != m.len() {
             candle_core::bail!("dropout-mask: input and mask differ in size")
         }
-        let y = x[x0..x1]
-            .iter()
-            .zip(&m[m0..m1])
-            .map(|(x, m)| x * (m * self.scale))
-            .collect();
+        let y = x.iter().zip(m).map(|(x, m)| x * (m * self.scale)).collect();
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 

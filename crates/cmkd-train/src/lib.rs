@@ -35,6 +35,7 @@ pub mod ema;
 pub mod error;
 pub mod guard;
 pub mod init;
+pub mod kernel;
 pub mod norm;
 pub mod params;
 pub mod progress;

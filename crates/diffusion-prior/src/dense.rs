@@ -133,11 +133,8 @@ mod tests {
         assert_eq!(cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap(), 0.0);
         for (a, b) in g1.iter().zip(&g2) {
             assert_eq!(a.dims(), b.dims());
-            assert!(
-                cmkd_train::compare::max_abs_diff(a, b).unwrap() < 1e-5,
-                "{}",
-                cmkd_train::compare::max_abs_diff(a, b).unwrap()
-            );
+            let d = cmkd_train::compare::max_abs_diff(a, b).unwrap();
+            assert!(d < 1e-5, "{d}");
         }
     }
 }

@@ -9,16 +9,7 @@
 //! anything else takes the composed ops.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("{what}: f32 expected")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("{what}: contiguous input expected"),
-    }
-}
+use cmkd_train::kernel::f32_slice as slice;
 
 /// Whether `x` can take the fused CPU kernels.
 pub(crate) fn fusable(x: &Tensor) -> bool {
@@ -260,18 +251,12 @@ mod tests {
         let (y1, g1) = run(&|x| gain_norm(x, g.as_tensor(), 1e-5).unwrap(), &x, &[&g]);
         let (y2, g2) = run(&|x| composed.forward(x).unwrap(), &x, &[&g]);
         assert_eq!(y1.dims(), y2.dims());
-        assert!(
-            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap() < 1e-5,
-            "{}",
-            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap()
-        );
+        let d = cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap();
+        assert!(d < 1e-5, "{d}");
         for (a, b) in g1.iter().zip(&g2) {
             assert_eq!(a.dims(), b.dims());
-            assert!(
-                cmkd_train::compare::max_abs_diff(a, b).unwrap() < 1e-4,
-                "{}",
-                cmkd_train::compare::max_abs_diff(a, b).unwrap()
-            );
+            let d = cmkd_train::compare::max_abs_diff(a, b).unwrap();
+            assert!(d < 1e-4, "{d}");
         }
     }
 
@@ -286,15 +271,9 @@ mod tests {
         let (y1, g1) = run(&|h| swiglu(h).unwrap(), &h, &[]);
         let (y2, g2) = run(&composed, &h, &[]);
         assert_eq!(y1.dims(), &[2, 3, 6]);
-        assert!(
-            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap() < 1e-6,
-            "{}",
-            cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap()
-        );
-        assert!(
-            cmkd_train::compare::max_abs_diff(&g1[0], &g2[0]).unwrap() < 1e-5,
-            "{}",
-            cmkd_train::compare::max_abs_diff(&g1[0], &g2[0]).unwrap()
-        );
+        let d = cmkd_train::compare::max_abs_diff(&y1, &y2).unwrap();
+        assert!(d < 1e-6, "{d}");
+        let d = cmkd_train::compare::max_abs_diff(&g1[0], &g2[0]).unwrap();
+        assert!(d < 1e-5, "{d}");
     }
 }
