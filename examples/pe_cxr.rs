@@ -4,14 +4,16 @@
 //! cargo run --release --example pe_cxr                 # default run (< 15 min on 2 CPU cores)
 //! cargo run --release --example pe_cxr -- --quick      # smoke run (< 2 min)
 //! cargo run --release --example pe_cxr -- --ablations  # also Table 2
+//! cargo run --release --example pe_cxr -- --seeds 3    # Table 1 over 3 seeds (mean, SD)
 //! cargo run --release --features cuda --example pe_cxr -- --cuda
 //! cargo run --release --example pe_cxr -- --cohort cohort.csv   # your own paired cohort
 //! cargo run --release --example pe_cxr -- --cohort cohort.csv --rspect train.csv --rspect-root train/
 //! ```
 //!
 //! Three phases (Cahan et al., MICCAI 2025):
-//! - **A.** frozen slice CNN and X-ray backbone pretrained on a CT-only set; per fold, the CTPA-only
-//!   and CXR-only classifiers and their embeddings;
+//! - **A.** frozen slice CNN pretrained on a CT-only set, frozen X-ray backbone pretrained on
+//!   generic chest findings (never a PE label); per fold, the CTPA-only and CXR-only classifiers and
+//!   their embeddings;
 //! - **B.** a diffusion prior from the X-ray embedding to the CTPA embedding (L2 + lambda * BCE
 //!   through the frozen CTPA head, EMA, Analytic-DPM);
 //! - **C.** samples of the prior classified by the frozen CTPA head, against the CTPA-only,
@@ -21,8 +23,8 @@
 //! Every phase is cached under `<out>/cache/<config hash>/`, so a rerun continues where it stopped.
 
 use clap::Parser;
-use cmkd::pipeline::run::{run_sources, RspectSource};
-use cmkd::pipeline::{ManifestSource, PipelineConfig, RunOptions};
+use cmkd::pipeline::run::RspectSource;
+use cmkd::pipeline::{run_seeds, ManifestSource, PipelineConfig, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -125,6 +127,16 @@ struct Args {
     /// Classifier-free guidance scale of the prior's sampling (1 = none; needs --cond-drop > 0).
     #[arg(long)]
     guidance: Option<f64>,
+    /// Run the whole experiment for N consecutive seeds from --seed (each reruns the synthetic data,
+    /// the folds, every initialisation and the sampling; the others go to `<out>/seeds/`): Table 1
+    /// then gives each row's mean AUC and SD over the seeds next to the first seed's CI.
+    #[arg(long, default_value_t = 1)]
+    seeds: usize,
+    /// Pretrain the X-ray backbone as a PE classifier on the CT-only set's radiographs and
+    /// warm-start the CXR head from it (earlier versions' default; the paper's protocol, the
+    /// default, pretrains it on generic findings and never shows it a PE label).
+    #[arg(long)]
+    ct_only_pe_backbone: bool,
     /// Skip the t-SNE figures.
     #[arg(long)]
     no_tsne: bool,
@@ -159,6 +171,9 @@ fn config(a: &Args) -> PipelineConfig {
     c.head_lr = a.head_lr.unwrap_or(c.head_lr);
     c.guidance_scale = a.guidance.unwrap_or(c.guidance_scale);
     c.tsne &= !a.no_tsne;
+    if a.ct_only_pe_backbone {
+        c = c.with_ct_only_pe_backbone();
+    }
     c
 }
 
@@ -178,6 +193,7 @@ fn main() -> ExitCode {
     let options = RunOptions {
         out: args.out.clone(),
         ablations: args.ablations,
+        other_seeds: Vec::new(),
         device,
     };
     let start = std::time::Instant::now();
@@ -195,7 +211,13 @@ fn main() -> ExitCode {
             root: root.clone(),
             limit: args.rspect_limit,
         });
-    let result = run_sources(&config(&args), cohort.as_ref(), rspect.as_ref(), &options);
+    let result = run_seeds(
+        &config(&args),
+        cohort.as_ref(),
+        rspect.as_ref(),
+        &options,
+        args.seeds,
+    );
     match result {
         Ok(_) => {
             let md = std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default();

@@ -7,6 +7,7 @@ fn options(dir: &std::path::Path, ablations: bool) -> RunOptions {
     RunOptions {
         out: dir.to_path_buf(),
         ablations,
+        other_seeds: Vec::new(),
         device: candle_core::Device::Cpu,
     }
 }

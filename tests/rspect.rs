@@ -173,6 +173,7 @@ fn options(dir: &Path) -> RunOptions {
     RunOptions {
         out: dir.to_path_buf(),
         ablations: false,
+        other_seeds: Vec::new(),
         device: candle_core::Device::Cpu,
     }
 }

@@ -50,6 +50,12 @@ impl KdMethod {
         }
     }
 
+    /// Whether the objective reads the PE labels (all but AFT-KD, which matches attention and
+    /// features only).
+    pub fn uses_labels(&self) -> bool {
+        !matches!(self, KdMethod::Aft)
+    }
+
     fn objective(&self, dim: usize, seed: u64, device: &Device) -> Result<Box<dyn Objective>> {
         Ok(match self {
             KdMethod::Hinton => Box::new(HintonKd::new(HintonConfig::default())?),

@@ -124,6 +124,63 @@ pub fn pretrain_config(n: usize, data: &DataConfig, seed: u64) -> CohortConfig {
     }
 }
 
+/// X-rays with generic chest-finding labels and no PE label (a CheXpert-like pretraining set for a
+/// PE-agnostic X-ray backbone).
+#[derive(Debug, Clone, Default)]
+pub struct FindingsSet {
+    /// Preprocessed X-rays, scaled to [0, 1].
+    pub images: Vec<Image2d>,
+    /// Per X-ray, 1 or 0 for each of [`FindingsSet::NAMES`].
+    pub labels: Vec<[f32; 4]>,
+    /// Where the X-rays come from, for the report.
+    pub source: String,
+}
+
+impl FindingsSet {
+    /// The findings, in label order.
+    pub const NAMES: [&'static str; 4] = med_io::synthetic::IndirectSigns::FINDINGS;
+
+    /// med-io's findings population ([`CohortConfig::findings_like`]): `n` clinical-looking X-rays of
+    /// patients without PE, each finding in a fraction `finding_prob` of them, on the cohort's
+    /// camera and phantom grid, preprocessed as the cohort's X-rays.
+    pub fn synthetic(n: usize, finding_prob: f64, data: &DataConfig, seed: u64) -> Result<Self> {
+        let paired = paired_config(n, data, seed);
+        let config = CohortConfig {
+            xray: paired.xray,
+            phantom: data.phantom,
+            ..CohortConfig::findings_like(n, finding_prob, seed)
+        };
+        let cohort = Cohort::new(config)?;
+        let bar = cmkd_train::progress::bar(cohort.len() as u64, "findings X-rays");
+        let rows = (0..cohort.len())
+            .into_par_iter()
+            .map(|i| {
+                let p = cohort.patient(i)?;
+                let labels = p.signs.present().map(|f| f32::from(u8::from(f)));
+                bar.inc(1);
+                Ok((preprocess_cxr(&p.cxr, data)?, labels))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        bar.finish_and_clear();
+        let (images, labels) = rows.into_iter().unzip();
+        Ok(Self {
+            images,
+            labels,
+            source: "synthetic (med-io, findings population without PE)".into(),
+        })
+    }
+
+    /// Number of X-rays.
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+}
+
 impl PairedCohort {
     /// Generates `config`'s cohort with med-io and preprocesses every patient in parallel, in order
     /// (a progress bar named `name`). Only the preprocessed images are kept in memory.

@@ -1,20 +1,25 @@
 //! Phase A, part 1: the frozen pretrained encoders.
 //!
 //! As in the paper, the CTPA slice encoder and the X-ray backbone are pretrained once and then
-//! frozen: here both are trained on the CT-only pretraining set (RSPECT-like; radiographs
-//! rendered from its CTs), which shares no patient with the paired cohort, so no label of the
-//! cohort leaks into them. Their outputs on the cohort (one slice-embedding sequence per CT, one
-//! feature vector per X-ray) are computed once and cached.
+//! frozen. The slice CNN is trained as a PE classifier on the CT-only pretraining set
+//! (RSPECT-like), which shares no patient with the paired cohort. The X-ray backbone, as the
+//! paper's generically pretrained ones (RadImageNet, BiomedCLIP, DINOv2), never sees a PE label
+//! ([`pretrain_cxr_findings`]: multi-label on generic chest findings of a separate population);
+//! [`pretrain_cxr`] keeps the earlier PE-supervised backbone for comparison. Their outputs on the
+//! cohort (one slice-embedding sequence per CT, one feature vector per X-ray) are computed once and
+//! cached.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Module, Tensor, Var};
+use candle_nn::{Linear, VarMap};
 use cmkd_train::AdamWConfig;
 use ctpa_encoder::{CtpaEncoder, CtpaEncoderConfig, SequenceVitConfig, SliceCnn};
 use cxr_encoder::resnet::ResNetConfig;
 use cxr_encoder::{
     BackboneConfig, ClassifierTrainer, CxrEncoder, CxrEncoderConfig, FitConfig, Normalize,
 };
+use med_io::Image2d;
 
-use super::cohort::PairedCohort;
+use super::cohort::{FindingsSet, PairedCohort};
 use super::config::PipelineConfig;
 use super::error::Result;
 
@@ -48,6 +53,16 @@ fn fit_config(config: &PipelineConfig, epochs: usize, seed: u64) -> FitConfig {
         epochs,
         max_grad_norm: Some(1.0),
         seed,
+    }
+}
+
+fn xray_encoder_config(config: &PipelineConfig) -> CxrEncoderConfig {
+    CxrEncoderConfig {
+        backbone: BackboneConfig::ResNet(cxr_backbone_config()),
+        embed_dim: config.embed_dim,
+        freeze_backbone: false,
+        train_batch_norm: true,
+        normalize: Normalize::identity(1),
     }
 }
 
@@ -94,14 +109,12 @@ pub fn pretrain_cxr(
     config: &PipelineConfig,
     device: &Device,
 ) -> Result<CxrEncoder> {
-    let enc_config = CxrEncoderConfig {
-        backbone: BackboneConfig::ResNet(cxr_backbone_config()),
-        embed_dim: config.embed_dim,
-        freeze_backbone: false,
-        train_batch_norm: true,
-        normalize: Normalize::identity(1),
-    };
-    let mut encoder = CxrEncoder::new(enc_config, config.seed ^ 0xC8, DType::F32, device)?;
+    let mut encoder = CxrEncoder::new(
+        xray_encoder_config(config),
+        config.seed ^ 0xC8,
+        DType::F32,
+        device,
+    )?;
     let data: Vec<_> = pretrain
         .patients
         .iter()
@@ -119,6 +132,107 @@ pub fn pretrain_cxr(
         .iter()
         .all(|(n, _)| !n.starts_with(cxr_encoder::BACKBONE_PREFIX)));
     Ok(encoder)
+}
+
+/// The X-ray backbone with a multi-label head over generic chest findings (no PE output).
+pub struct FindingsClassifier {
+    encoder: CxrEncoder,
+    map: VarMap,
+    head: Linear,
+}
+
+impl FindingsClassifier {
+    /// A fresh backbone (the pipeline's X-ray ResNet) and a linear head with one logit per finding.
+    pub fn new(config: &PipelineConfig, findings: usize, device: &Device) -> Result<Self> {
+        let encoder = CxrEncoder::new(
+            xray_encoder_config(config),
+            config.seed ^ 0xC9,
+            DType::F32,
+            device,
+        )?;
+        let map = VarMap::new();
+        let vb = cmkd_train::seeded_var_builder(&map, config.seed ^ 0xCA, DType::F32, device);
+        let head = candle_nn::linear(
+            encoder.config().backbone.feature_dim(),
+            findings,
+            vb.pp("findings_head"),
+        )?;
+        Ok(Self { encoder, map, head })
+    }
+
+    /// The encoder with its backbone frozen; its projection and PE head are untrained and unused
+    /// (the per-fold CXR head reads the backbone's features).
+    pub fn into_frozen_encoder(mut self) -> CxrEncoder {
+        self.encoder.set_backbone_frozen(true);
+        self.encoder
+    }
+}
+
+impl cxr_encoder::Classifier for FindingsClassifier {
+    type Item = Image2d;
+    type Error = cxr_encoder::Error;
+
+    fn logits(&self, batch: &[&Image2d], train: bool) -> cxr_encoder::Result<Tensor> {
+        let x = self.encoder.images_to_tensor(batch)?;
+        Ok(self.head.forward(&self.encoder.features(&x, train)?)?)
+    }
+
+    /// The backbone and the findings head; not the encoder's PE projection and head.
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        let mut vars: Vec<_> = self
+            .encoder
+            .trainable_vars()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with(cxr_encoder::BACKBONE_PREFIX))
+            .collect();
+        vars.extend(cmkd_train::sorted_vars(&self.map));
+        vars
+    }
+}
+
+/// Pretrains the X-ray backbone as a multi-label classifier of the generic findings of `findings`
+/// (no PE label) and returns the encoder with its backbone frozen, with the mean per-finding AUC
+/// on its own training set.
+pub fn pretrain_cxr_findings(
+    findings: &FindingsSet,
+    config: &PipelineConfig,
+    device: &Device,
+) -> Result<(CxrEncoder, f64)> {
+    let model = FindingsClassifier::new(config, FindingsSet::NAMES.len(), device)?;
+    let data: Vec<(Image2d, [f32; 4])> = findings
+        .images
+        .iter()
+        .cloned()
+        .zip(findings.labels.iter().copied())
+        .collect();
+    let mut trainer = ClassifierTrainer::new(
+        &model,
+        fit_config(config, config.cxr_pretrain_epochs, config.seed ^ 2),
+    )?;
+    let losses = trainer.fit(&model, &data)?;
+    report_losses("X-ray findings pretraining", &losses);
+    let auc = findings_auc(&model, findings, config.classifier_batch)?;
+    Ok((model.into_frozen_encoder(), auc))
+}
+
+/// Mean over the findings of the ROC AUC of `model`'s logits on `set` (findings present in both
+/// classes only).
+fn findings_auc(model: &FindingsClassifier, set: &FindingsSet, batch: usize) -> Result<f64> {
+    use cxr_encoder::Classifier;
+    let mut logits: Vec<Vec<f32>> = Vec::with_capacity(set.len());
+    for chunk in set.images.chunks(batch.max(1)) {
+        let refs: Vec<&Image2d> = chunk.iter().collect();
+        logits.extend(model.logits(&refs, false)?.to_vec2::<f32>()?);
+    }
+    let mut aucs = Vec::new();
+    for j in 0..FindingsSet::NAMES.len() {
+        let y: Vec<bool> = set.labels.iter().map(|l| l[j] > 0.5).collect();
+        if y.iter().any(|&v| v) && y.iter().any(|&v| !v) {
+            let s: Vec<f64> = logits.iter().map(|r| f64::from(r[j])).collect();
+            aucs.push(med_eval::roc_auc(&y, &s)?);
+        }
+    }
+    Ok(aucs.iter().sum::<f64>() / aucs.len().max(1) as f64)
 }
 
 /// Frozen slice-embedding sequences `(slices, d)` of every patient's CT.

@@ -2,9 +2,11 @@
 
 use med_eval::report::format_params;
 
+use super::config::XrayBackbone;
 use super::diagnostics::Diagnostics;
 use super::evaluation::{ModelMetrics, ModelScores};
 use super::run::{Report, CTPA_ONLY, CXR_ONLY, PRIOR};
+use super::seeds::SeedSpread;
 
 fn pct(x: f64) -> String {
     format!("{:.2}", 100.0 * x)
@@ -25,16 +27,29 @@ fn p_value(p: Option<f64>) -> String {
     }
 }
 
-/// A table with sections, AUC [95% CI], accuracy, specificity, sensitivity (percent), parameters,
-/// DeLong p vs CXR-only, Brier score and ECE.
-pub fn metrics_table(models: &[ModelScores], metrics: &[ModelMetrics], with_p: bool) -> String {
-    let mut s = String::from(
-        "| Model | AUC [95% CI] | Accuracy | Specificity | Sensitivity | #Trainable params |",
-    );
+/// A table with sections, AUC [95% CI], (with `spread`, the AUC's mean and SD over seeds),
+/// accuracy, specificity, sensitivity (percent), parameters, DeLong p vs CXR-only, Brier score and ECE.
+pub fn metrics_table(
+    models: &[ModelScores],
+    metrics: &[ModelMetrics],
+    with_p: bool,
+    spread: &[SeedSpread],
+) -> String {
+    let mut s = String::from("| Model | AUC [95% CI] |");
+    if !spread.is_empty() {
+        s.push_str(&format!(
+            " AUC over {} seeds, mean ± SD |",
+            spread[0].seeds.len()
+        ));
+    }
+    s.push_str(" Accuracy | Specificity | Sensitivity | #Trainable params |");
     if with_p {
         s.push_str(" DeLong p vs CXR-only |");
     }
     s.push_str(" Brier | ECE |\n|---|---|---|---|---|---|");
+    if !spread.is_empty() {
+        s.push_str("---|");
+    }
     if with_p {
         s.push_str("---|");
     }
@@ -44,12 +59,18 @@ pub fn metrics_table(models: &[ModelScores], metrics: &[ModelMetrics], with_p: b
         if m.section != section {
             section = &m.section;
             s.push_str(&format!(
-                "| **{section}** | | | | | |{} | |\n",
+                "| **{section}** | | | | | |{}{} | |\n",
+                if spread.is_empty() { "" } else { " |" },
                 if with_p { " |" } else { "" }
             ));
         }
+        let over_seeds = match spread.iter().find(|x| x.model == m.name) {
+            Some(x) => format!(" {:.3} ± {:.3} |", x.mean, x.sd),
+            None if spread.is_empty() => String::new(),
+            None => " |".into(),
+        };
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} |{over_seeds} {} | {} | {} | {} |",
             m.name,
             ci(r),
             pct(r.row.accuracy),
@@ -111,11 +132,40 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
         },
         report.config_hash,
     ));
+    s.push_str(&format!(
+        "X-ray backbone: pretrained on {}{}.\n\n",
+        c.xray_backbone.describe(),
+        match c.xray_backbone {
+            XrayBackbone::Findings => format!(
+                " ({} X-rays, each finding in {:.0}% of them)",
+                c.findings_patients,
+                100.0 * c.finding_prob
+            ),
+            XrayBackbone::CtOnlyPeLabels => String::new(),
+        }
+    ));
     s.push_str("## Table 1\n\nAUC: pooled out-of-fold predictions with the DeLong 95% CI. Accuracy, specificity and \
         sensitivity (%): mean over test folds, each at the Youden threshold chosen on its training folds. \
         Trainable parameters: those optimised in one fold (the frozen pretrained slice CNN and X-ray backbone are \
         shared by all models and not counted). p: paired DeLong test of the pooled AUC against the CXR-only model.\n\n");
-    s.push_str(&metrics_table(table1, &report.table1, true));
+    s.push_str(&metrics_table(
+        table1,
+        &report.table1,
+        true,
+        &report.seed_spread,
+    ));
+    if let Some(first) = report.seed_spread.first() {
+        let seeds: Vec<String> = first.seeds.iter().map(u64::to_string).collect();
+        s.push_str(&format!(
+            "\nSeeds {} (each reruns the synthetic data, the folds, every initialisation and the sampling); the CI and the other columns are those of seed {}.\n",
+            seeds.join(", "),
+            first.seeds[0]
+        ));
+    }
+    s.push_str("\n## Which data each model used\n\n");
+    for d in &report.data_use {
+        s.push_str(&format!("- **{}**: {}\n", d.model, d.summary));
+    }
     let auc = |name: &str| {
         report
             .table1
@@ -166,7 +216,7 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
     }
     if !table2.is_empty() {
         s.push_str("## Table 2: ablations of the diffusion prior\n\n");
-        s.push_str(&metrics_table(table2, &report.table2, false));
+        s.push_str(&metrics_table(table2, &report.table2, false, &[]));
         s.push_str("\nThe CXR encoder choice of the paper's Table 2 (RadImageNet / DINOv2 / BiomedCLIP weights) is not \
             run: no pretrained weights are available offline, and the synthetic X-rays are not natural images.\n");
     }

@@ -25,9 +25,13 @@ pub mod distill;
 pub mod encoders;
 pub mod error;
 pub mod evaluation;
+pub mod features;
 pub mod heads;
 pub mod markdown;
+pub mod provenance;
 pub mod run;
+pub mod seeds;
+pub mod sweep;
 
 pub use cohort::{PairedCohort, Patient};
 pub use config::PipelineConfig;
@@ -36,3 +40,4 @@ pub use run::{
     run_manifest, run_on, run_sources, run_synthetic, ManifestSource, Report, RspectSource,
     RunOptions,
 };
+pub use seeds::run_seeds;

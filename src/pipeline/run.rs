@@ -17,12 +17,15 @@ use super::diagnostics::{
     embedding_r2, summarize, Diagnostics, FoldDiagnostics, RidgeMap, RIDGE_LAMBDA,
 };
 use super::distill::{classify_samples, sample, train_prior, PriorLoss, SnapshotFn};
-use super::encoders::{cxr_features, pretrain_ctpa, pretrain_cxr, slice_sequences, vit_config};
+use super::encoders::vit_config;
 use super::error::{PipelineError, Result};
 use super::evaluation::{
     evaluate, oof, reliability_figure, roc_figure, table, FoldScores, ModelMetrics, ModelScores,
 };
-use super::heads::{embed_sequences, sigmoid_vec, CtpaHead, CxrHead};
+use super::features::{phase_a, Features, PhaseA, INIT_CTPA, INIT_CXR};
+use super::heads::{sigmoid_vec, CtpaHead, CxrHead};
+use super::provenance::{data_use, DataUse};
+use super::seeds::{seed_spread, SeedAucs, SeedSpread};
 
 /// Names of the reference models.
 pub const CTPA_ONLY: &str = "CTPA only classifier";
@@ -41,6 +44,9 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// Also run the Table 2 ablations.
     pub ablations: bool,
+    /// Table 1 AUCs of the same run with other seeds ([`super::seeds::run_seeds`]): the report then
+    /// gives each row's mean and spread over all seeds. Empty for a single seed.
+    pub other_seeds: Vec<SeedAucs>,
     /// Device of every tensor.
     pub device: Device,
 }
@@ -91,6 +97,11 @@ pub struct Report {
     /// Why the prior scores what it does ([`super::diagnostics`]); `None` when a fold came from a
     /// cache written before they existed.
     pub diagnostics: Option<Diagnostics>,
+    /// Which data and PE labels each Table 1 model used ([`super::provenance`]).
+    pub data_use: Vec<DataUse>,
+    /// Each Table 1 row's AUC over this seed and [`RunOptions::other_seeds`]; empty for one seed.
+    #[serde(default)]
+    pub seed_spread: Vec<SeedSpread>,
 }
 
 /// What one fold produced (cached as JSON).
@@ -121,7 +132,7 @@ fn labels_tensor(labels: &[bool], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, labels.len(), device)?)
 }
 
-fn select(t: &Tensor, idx: &[usize]) -> Result<Tensor> {
+pub(crate) fn select(t: &Tensor, idx: &[usize]) -> Result<Tensor> {
     let i = Tensor::from_vec(
         idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
         idx.len(),
@@ -139,60 +150,6 @@ fn split(v: &[f64], fold: &med_eval::Fold) -> FoldScores {
         train: pick(v, &fold.train),
         test: pick(v, &fold.test),
     }
-}
-
-/// Frozen features of one patient set: slice sequences and X-ray backbone features.
-struct Features {
-    seqs: Vec<Tensor>,
-    cxr: Tensor,
-}
-
-/// Prefixes of the pretrained classifiers' trainable weights in the features cache: the per-fold
-/// heads start from them (see [`PipelineConfig::warm_start_heads`]).
-const INIT_CTPA: &str = "init/ctpa/";
-const INIT_CXR: &str = "init/cxr/";
-
-fn save_features(
-    path: &Path,
-    f: &Features,
-    pre: &Features,
-    init: &HashMap<String, Tensor>,
-) -> Result<()> {
-    let mut map = init.clone();
-    for (prefix, set) in [("cohort", f), ("pretrain", pre)] {
-        for (i, s) in set.seqs.iter().enumerate() {
-            map.insert(format!("{prefix}/seq/{i:06}"), s.clone());
-        }
-        map.insert(format!("{prefix}/cxr"), set.cxr.clone());
-    }
-    Ok(cmkd_train::checkpoint::save_tensors(path, &map)?)
-}
-
-fn load_features(
-    path: &Path,
-    n: usize,
-    m: usize,
-    device: &Device,
-) -> Result<(Features, Features, HashMap<String, Tensor>)> {
-    let mut map = cmkd_train::checkpoint::load_tensors(path, device)?;
-    let mut take = |prefix: &str, count: usize| -> Result<Features> {
-        let mut seqs = Vec::with_capacity(count);
-        for i in 0..count {
-            let key = format!("{prefix}/seq/{i:06}");
-            seqs.push(map.remove(&key).ok_or_else(|| {
-                PipelineError::Data(format!("{}: cached features lack `{key}`", path.display()))
-            })?);
-        }
-        let key = format!("{prefix}/cxr");
-        let cxr = map.remove(&key).ok_or_else(|| {
-            PipelineError::Data(format!("{}: cached features lack `{key}`", path.display()))
-        })?;
-        Ok(Features { seqs, cxr })
-    };
-    let a = take("cohort", n)?;
-    let b = take("pretrain", m)?;
-    map.retain(|k, _| k.starts_with("init/"));
-    Ok((a, b, map))
 }
 
 /// Copies into `vars` every tensor of `init` stored under `prefix` + its name with the same shape
@@ -227,19 +184,19 @@ fn fit_config(config: &PipelineConfig, lr: f64, seed: u64) -> FitConfig {
 
 /// Phase A for one fold: the CTPA-only and CXR-only classifiers on the training rows, and their
 /// embeddings of every patient (cohort and pretraining set).
-struct Unimodal {
-    ctpa: CtpaHead,
-    cxr: CxrHead,
-    ctpa_z: Tensor,
-    ctpa_p: Vec<f64>,
-    cxr_z: Tensor,
-    cxr_p: Vec<f64>,
-    pre_ctpa_z: Tensor,
-    pre_cxr_z: Tensor,
+pub(crate) struct Unimodal {
+    pub(crate) ctpa: CtpaHead,
+    pub(crate) cxr: CxrHead,
+    pub(crate) ctpa_z: Tensor,
+    pub(crate) ctpa_p: Vec<f64>,
+    pub(crate) cxr_z: Tensor,
+    pub(crate) cxr_p: Vec<f64>,
+    pub(crate) pre_ctpa_z: Tensor,
+    pub(crate) pre_cxr_z: Tensor,
 }
 
 #[allow(clippy::too_many_arguments)]
-fn unimodal(
+pub(crate) fn unimodal(
     config: &PipelineConfig,
     embed_dim: usize,
     feats: &Features,
@@ -265,7 +222,8 @@ fn unimodal(
     let (pre_ctpa_z, _) = ctpa.embed(&pre.seqs, config.batch_size)?;
 
     let cxr = CxrHead::new(feats.cxr.dim(1)?, embed_dim, seed ^ 0x13, device)?;
-    if config.warm_start_heads {
+    // Only a PE-supervised X-ray classifier has a head to start from (see `XrayBackbone`).
+    if config.warm_start_heads && config.xray_backbone.uses_ct_only_pe_labels() {
         warm_start(&cxr.vars(), init, INIT_CXR)?;
     }
     let data: Vec<(Tensor, f32)> = train
@@ -438,77 +396,34 @@ pub fn run_on(
     let labels = cohort.labels();
     let n = cohort.len();
 
-    // Phase A (frozen encoders): pretrain on the CT-only set, extract and cache features. Its cache
-    // is keyed by phase A's own settings, so a change to a later phase keeps it.
-    let phase_a = options.out.join("cache").join(format!(
-        "phase-a-{}",
-        super::config::fnv_hex(
-            format!(
-                "{}/{}/{}",
-                config.phase_a_hash()?,
-                cohort.fingerprint(),
-                pretrain_set.fingerprint()
-            )
-            .as_bytes()
-        )
-    ));
-    ensure_dir(&phase_a)?;
-    let feat_path = cache_path(&phase_a, "features.safetensors");
-    let (feats, pre, init) = if feat_path.exists() {
-        eprintln!(
-            "phase A: frozen features from cache {}",
-            feat_path.display()
-        );
-        load_features(&feat_path, n, pretrain_set.len(), device)?
-    } else {
-        eprintln!(
-            "phase A: pretraining the slice CNN and the X-ray backbone on {} CT-only patients",
-            pretrain_set.len()
-        );
-        let ctpa_enc = pretrain_ctpa(pretrain_set, config, device)?;
-        let cxr_enc = pretrain_cxr(pretrain_set, config, device)?;
-        let feats = Features {
-            seqs: slice_sequences(&ctpa_enc, cohort)?,
-            cxr: cxr_features(&cxr_enc, cohort, config.batch_size)?,
-        };
-        let pre = Features {
-            seqs: slice_sequences(&ctpa_enc, pretrain_set)?,
-            cxr: cxr_features(&cxr_enc, pretrain_set, config.batch_size)?,
-        };
-        // How well the pretrained classifiers transfer to the (disjoint) cohort, as a check of
-        // the frozen features; no cohort label is used for training here. The CTPA classifier
-        // reads the slice sequences just extracted instead of running the slice CNN again.
-        let ct_probs = |seqs: &[Tensor]| -> Result<Vec<f64>> {
-            Ok(embed_sequences(ctpa_enc.vit(), seqs, config.batch_size)?.1)
-        };
-        let x_probs = |set: &PairedCohort| -> Result<Vec<f64>> {
-            let imgs: Vec<_> = set.patients.iter().map(|p| &p.cxr).collect();
-            Ok(
-                cxr_encoder::train::predict_proba(&cxr_enc, &imgs, config.classifier_batch)?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect(),
-            )
-        };
-        let pre_labels = pretrain_set.labels();
-        eprintln!(
-            "  pretrained classifiers, AUC on their own training set / on the cohort: CTPA {:.3} / {:.3}, X-ray {:.3} / {:.3}",
-            med_eval::roc_auc(&pre_labels, &ct_probs(&pre.seqs)?)?,
-            med_eval::roc_auc(&labels, &ct_probs(&feats.seqs)?)?,
-            med_eval::roc_auc(&pre_labels, &x_probs(pretrain_set)?)?,
-            med_eval::roc_auc(&labels, &x_probs(cohort)?)?
-        );
-        let mut init = HashMap::new();
-        for (name, var) in ctpa_enc.vit().trainable_vars() {
-            init.insert(format!("{INIT_CTPA}{name}"), var.as_tensor().detach());
-        }
-        for (name, var) in cxr_enc.trainable_vars() {
-            init.insert(format!("{INIT_CXR}{name}"), var.as_tensor().detach());
-        }
-        save_features(&feat_path, &feats, &pre, &init)?;
-        (feats, pre, init)
-    };
+    // Phase A (frozen encoders): pretrain, extract and cache features, each half under its own
+    // settings' hash, so a change to a later phase keeps them.
+    let PhaseA {
+        cohort: feats,
+        pretrain: pre,
+        init,
+    } = phase_a(
+        config,
+        cohort,
+        pretrain_set,
+        &options.out.join("cache"),
+        device,
+    )?;
 
+    // Table 2's structural row: the X-ray side with the earlier PE-supervised backbone (its CT half
+    // is phase A's own, from the cache).
+    let other_backbone = config.with_ct_only_pe_backbone();
+    let other_phase_a = if options.ablations && other_backbone != *config {
+        Some(phase_a(
+            &other_backbone,
+            cohort,
+            pretrain_set,
+            &options.out.join("cache"),
+            device,
+        )?)
+    } else {
+        None
+    };
     let folds = StratifiedKFold::new(config.folds, config.seed).split(&labels)?;
     let labels_t = labels_tensor(&labels, device)?;
     let mut outputs: Vec<FoldOutput> = Vec::with_capacity(folds.len());
@@ -743,6 +658,42 @@ pub fn run_on(
                     params,
                     split(&mean, fold),
                 ));
+                if let Some(other) = &other_phase_a {
+                    let u3 = unimodal(
+                        &other_backbone,
+                        config.embed_dim,
+                        &other.cohort,
+                        &other.pretrain,
+                        &other.init,
+                        &labels,
+                        &fold.train,
+                        seed,
+                        device,
+                    )?;
+                    let section = "X-ray backbone pretrained with the CT-only set's PE labels";
+                    rows.push((
+                        CXR_ONLY.to_string(),
+                        section.to_string(),
+                        u3.cxr.num_params() as u64,
+                        split(&u3.cxr_p, fold),
+                    ));
+                    let PriorRun { mean, params, .. } = prior_variant(
+                        &other_backbone,
+                        &u3,
+                        &labels_t,
+                        &fold.train,
+                        PriorLoss::L2Bce,
+                        pretrain_on,
+                        seed ^ 0x99,
+                        None,
+                    )?;
+                    rows.push((
+                        PRIOR.to_string(),
+                        section.to_string(),
+                        params,
+                        split(&mean, fold),
+                    ));
+                }
                 cmkd_train::checkpoint::save_json(&apath, &rows)?;
                 cmkd_train::checkpoint::load_json(&apath)?
             };
@@ -913,6 +864,18 @@ pub fn run_on(
         }
         None => None,
     };
+    let own_aucs = SeedAucs {
+        seed: config.seed,
+        aucs: metrics
+            .iter()
+            .map(|m| (m.row.model.clone(), m.row.auc))
+            .collect(),
+    };
+    let seed_spread = if options.other_seeds.is_empty() {
+        Vec::new()
+    } else {
+        seed_spread(&own_aucs, &options.other_seeds)?
+    };
     let report = Report {
         config: config.clone(),
         config_hash: hash,
@@ -931,6 +894,8 @@ pub fn run_on(
         cohort_source: cohort.source.clone(),
         pretrain_source: pretrain_set.source.clone(),
         diagnostics,
+        data_use: data_use(config),
+        seed_spread,
     };
     write_text(
         &options.out.join("report.json"),

@@ -1,6 +1,7 @@
 //! Progress bars for loops a user waits for.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+pub use indicatif::ProgressBar;
+use indicatif::{ProgressDrawTarget, ProgressStyle};
 
 /// A bar over `len` items labelled `msg`. It draws to stderr only when stderr is a terminal, so
 /// tests, CI logs and pipes stay clean; `CMKD_PROGRESS=0` hides it, `=1` forces it.

@@ -54,4 +54,4 @@ pub use encoder::{BackboneConfig, CxrEncoder, CxrEncoderConfig, Normalize, BACKB
 pub use error::{Error, Result};
 pub use head::PeHead;
 pub use pretrained::{load_into, LoadReport, WeightSource};
-pub use train::{bce_with_logits, Classifier, ClassifierTrainer, FitConfig};
+pub use train::{bce_with_logits, Classifier, ClassifierTrainer, FitConfig, Targets};

@@ -1,4 +1,8 @@
-//! Training a PE classifier: binary cross-entropy on logits, AdamW, seeded shuffling.
+//! Training a classifier: binary cross-entropy on logits, AdamW, seeded shuffling.
+//!
+//! One logit per item is the PE classifier; several logits per item (`(batch, k)`) with a
+//! [`Targets`] of `k` values per item is a multi-label classifier (e.g. a backbone pretrained on
+//! generic chest findings, CheXpert-style, that never sees a PE label).
 //!
 //! Shared by both encoder crates through the [`Classifier`] trait (`ctpa-encoder` implements it for
 //! its volume encoder). The paper trains its classifiers with AdamW at lr 1e-6 and batch size 2 when
@@ -12,7 +16,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// A model that maps a batch of items to PE logits.
+/// The binary target(s) of one item: a single label, or one value per output of a multi-label
+/// classifier, each in `[0, 1]`.
+pub trait Targets {
+    /// The values, in the order of the model's outputs.
+    fn values(&self) -> &[f32];
+}
+
+impl Targets for f32 {
+    fn values(&self) -> &[f32] {
+        std::slice::from_ref(self)
+    }
+}
+
+impl Targets for Vec<f32> {
+    fn values(&self) -> &[f32] {
+        self
+    }
+}
+
+impl<const K: usize> Targets for [f32; K] {
+    fn values(&self) -> &[f32] {
+        self
+    }
+}
+
+/// A model that maps a batch of items to logits: `(batch,)` for one label, `(batch, k)` for `k`.
 pub trait Classifier {
     /// One input (an X-ray, a CT volume).
     type Item;
@@ -99,20 +128,30 @@ impl ClassifierTrainer {
         &mut self.opt
     }
 
-    /// One step on `batch` with binary `labels`; returns the loss. Fails on a non-finite loss.
+    /// One step on `batch` with binary `labels` (item-major: `k` values per item for a model with
+    /// `k` outputs); returns the mean BCE over all outputs. Fails on a non-finite loss.
     pub fn step<M: Classifier>(
         &mut self,
         model: &M,
         batch: &[&M::Item],
         labels: &[f32],
     ) -> Result<f64, M::Error> {
-        if batch.len() != labels.len() || batch.is_empty() {
+        if batch.is_empty() || labels.is_empty() || labels.len() % batch.len() != 0 {
             return Err(
                 Error::Input(format!("{} items and {} labels", batch.len(), labels.len())).into(),
             );
         }
         let logits = model.logits(batch, true)?;
-        let y = Tensor::from_slice(labels, labels.len(), logits.device())?;
+        if logits.elem_count() != labels.len() {
+            return Err(Error::Input(format!(
+                "the model gave logits {:?} for {} items with {} labels",
+                logits.dims(),
+                batch.len(),
+                labels.len()
+            ))
+            .into());
+        }
+        let y = Tensor::from_slice(labels, logits.shape(), logits.device())?;
         let loss = bce_with_logits(&logits, &y)?;
         let value =
             cmkd_train::guard::finite_scalar(&loss, "classifier loss", self.opt.step_count())?;
@@ -124,18 +163,18 @@ impl ClassifierTrainer {
         Ok(value)
     }
 
-    /// Trains for `config.epochs` epochs over `(item, label)` pairs in seeded random order, with a
+    /// Trains for `config.epochs` epochs over `(item, targets)` pairs in seeded random order, with a
     /// progress bar showing the running loss. Returns the mean loss of each epoch.
-    pub fn fit<M: Classifier>(
+    pub fn fit<M: Classifier, T: Targets>(
         &mut self,
         model: &M,
-        data: &[(M::Item, f32)],
+        data: &[(M::Item, T)],
     ) -> Result<Vec<f64>, M::Error> {
         if data.is_empty() {
             return Err(Error::Input("no training data".into()).into());
         }
         let steps = data.len().div_ceil(self.config.batch_size) * self.config.epochs;
-        let bar = cmkd_train::progress::bar(steps as u64, "PE classifier");
+        let bar = cmkd_train::progress::bar(steps as u64, "classifier");
         let mut epoch_losses = Vec::with_capacity(self.config.epochs);
         let mut order: Vec<usize> = (0..data.len()).collect();
         for _ in 0..self.config.epochs {
@@ -144,7 +183,10 @@ impl ClassifierTrainer {
             let mut n = 0;
             for chunk in order.chunks(self.config.batch_size) {
                 let items: Vec<&M::Item> = chunk.iter().map(|&i| &data[i].0).collect();
-                let labels: Vec<f32> = chunk.iter().map(|&i| data[i].1).collect();
+                let labels: Vec<f32> = chunk
+                    .iter()
+                    .flat_map(|&i| data[i].1.values().iter().copied())
+                    .collect();
                 let loss = self.step(model, &items, &labels)?;
                 sum += loss;
                 n += 1;
@@ -212,5 +254,86 @@ mod tests {
             assert!((g[i] - fd).abs() < 1e-6, "{i}: {} vs {fd}", g[i]);
         }
         assert!(bce_with_logits(x.as_tensor(), &Tensor::new(&[1.0f64], &dev).unwrap()).is_err());
+    }
+
+    /// A linear model with `k` outputs over 2-d points.
+    struct Linear2 {
+        map: candle_nn::VarMap,
+        lin: candle_nn::Linear,
+        k: usize,
+    }
+
+    impl Classifier for Linear2 {
+        type Item = [f32; 2];
+        type Error = Error;
+        fn logits(&self, batch: &[&[f32; 2]], _train: bool) -> Result<Tensor> {
+            let flat: Vec<f32> = batch.iter().flat_map(|p| p.iter().copied()).collect();
+            let x = Tensor::from_vec(flat, (batch.len(), 2), &Device::Cpu)?;
+            let y = candle_core::Module::forward(&self.lin, &x)?;
+            Ok(if self.k == 1 { y.squeeze(1)? } else { y })
+        }
+        fn trainable_vars(&self) -> Vec<(String, Var)> {
+            cmkd_train::sorted_vars(&self.map)
+        }
+    }
+
+    fn linear2(k: usize) -> Linear2 {
+        let map = candle_nn::VarMap::new();
+        let vb = cmkd_train::seeded_var_builder(&map, 3, candle_core::DType::F32, &Device::Cpu);
+        let lin = candle_nn::linear(2, k, vb).unwrap();
+        Linear2 { map, lin, k }
+    }
+
+    #[test]
+    fn multi_label_targets_train_each_output_and_shapes_are_checked() {
+        // Output 0 is "x > 0", output 1 is "y > 0": each needs its own column of the weights.
+        let data: Vec<([f32; 2], [f32; 2])> = (0..64)
+            .map(|i| {
+                let x = ((i * 37) % 64) as f32 / 32.0 - 1.0 + 1.0 / 64.0;
+                let y = ((i * 11) % 64) as f32 / 32.0 - 1.0 + 1.0 / 64.0;
+                (
+                    [x, y],
+                    [f32::from(u8::from(x > 0.0)), f32::from(u8::from(y > 0.0))],
+                )
+            })
+            .collect();
+        let model = linear2(2);
+        let cfg = FitConfig {
+            optimizer: AdamWConfig {
+                lr: 0.05,
+                ..Default::default()
+            },
+            batch_size: 16,
+            epochs: 60,
+            max_grad_norm: None,
+            seed: 1,
+        };
+        let losses = ClassifierTrainer::new(&model, cfg)
+            .unwrap()
+            .fit(&model, &data)
+            .unwrap();
+        assert!(losses.last().unwrap() < &0.3, "{losses:?}");
+        let items: Vec<&[f32; 2]> = data.iter().map(|d| &d.0).collect();
+        let logits = model
+            .logits(&items, false)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        for (row, (_, t)) in logits.iter().zip(&data) {
+            for j in 0..2 {
+                assert_eq!(row[j] > 0.0, t[j] > 0.5);
+            }
+        }
+        // One label per item for a two-output model is a named error, not a broadcast.
+        let mut trainer = ClassifierTrainer::new(&model, cfg).unwrap();
+        let e = trainer.step(&model, &items[..2], &[1.0, 0.0]).unwrap_err();
+        assert!(e.to_string().contains("logits"), "{e}");
+        let single = linear2(1);
+        let one: Vec<([f32; 2], f32)> = data.iter().map(|(p, t)| (*p, t[0])).collect();
+        let l = ClassifierTrainer::new(&single, cfg)
+            .unwrap()
+            .fit(&single, &one)
+            .unwrap();
+        assert!(l.last().unwrap() < l.first().unwrap());
     }
 }

@@ -1,6 +1,7 @@
 //! Figures as PNG or SVG (chosen by the file extension) with `plotters`: ROC curves of several
-//! models with their AUC and CI in the legend, a t-SNE scatter coloured by group, and a reliability
-//! diagram. Files are written atomically.
+//! models with their AUC and CI in the legend, a t-SNE scatter coloured by group, a reliability
+//! diagram, and lines with error bars (a metric against a budget, e.g. a label-efficiency curve).
+//! Files are written atomically.
 //!
 //! Text is rendered through plotters' `ttf` feature, which looks up the "sans-serif" family with
 //! fontconfig; on a machine without any system font, drawing returns [`EvalError::Plot`] naming the
@@ -337,6 +338,168 @@ impl Figure for ReliabilityFigure<'_> {
     }
 }
 
+/// One point of a [`LineSeries`]-style curve with an error bar from `low` to `high`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ErrorBarPoint {
+    /// Position on the x axis.
+    pub x: f64,
+    /// The value (e.g. a mean over seeds).
+    pub y: f64,
+    /// Lower end of the bar.
+    pub low: f64,
+    /// Upper end of the bar.
+    pub high: f64,
+}
+
+/// A named curve for [`plot_error_bars`].
+#[derive(Debug, Clone)]
+pub struct ErrorBarSeries {
+    /// Legend text.
+    pub name: String,
+    /// The points, drawn in order.
+    pub points: Vec<ErrorBarPoint>,
+}
+
+/// Axes of [`plot_error_bars`].
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorBarAxes<'a> {
+    /// Title of the figure.
+    pub title: &'a str,
+    /// Label of the x axis.
+    pub x_label: &'a str,
+    /// Label of the y axis.
+    pub y_label: &'a str,
+    /// Logarithmic x axis (budgets that double).
+    pub log_x: bool,
+    /// A dashed horizontal reference line (e.g. 0 for a difference).
+    pub reference_y: Option<f64>,
+}
+
+struct ErrorBarFigure<'a> {
+    axes: ErrorBarAxes<'a>,
+    series: &'a [ErrorBarSeries],
+}
+
+impl ErrorBarFigure<'_> {
+    fn ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let pts = self.series.iter().flat_map(|s| s.points.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for p in pts {
+            x0 = x0.min(p.x);
+            x1 = x1.max(p.x);
+            y0 = y0.min(p.low);
+            y1 = y1.max(p.high);
+        }
+        if let Some(r) = self.axes.reference_y {
+            y0 = y0.min(r);
+            y1 = y1.max(r);
+        }
+        let pad_y = ((y1 - y0) * 0.08).max(1e-3);
+        let (x0, x1) = if self.axes.log_x {
+            (x0.ln() - 0.15, x1.ln() + 0.15)
+        } else {
+            let pad = ((x1 - x0) * 0.05).max(0.5);
+            (x0 - pad, x1 + pad)
+        };
+        ((x0, x1), (y0 - pad_y, y1 + pad_y))
+    }
+}
+
+impl Figure for ErrorBarFigure<'_> {
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        root.fill(&WHITE)?;
+        let ((x0, x1), (y0, y1)) = self.ranges();
+        let log = self.axes.log_x;
+        let tx = move |x: f64| if log { x.ln() } else { x };
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.axes.title, ("sans-serif", 24))
+            .margin(20)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.axes.x_label)
+            .y_desc(self.axes.y_label)
+            .x_label_formatter(&|v| {
+                let x = if log { v.exp() } else { *v };
+                format!("{x:.0}")
+            })
+            .label_style(("sans-serif", 16))
+            .draw()?;
+        if let Some(r) = self.axes.reference_y {
+            chart.draw_series(DashedLineSeries::new(
+                [(x0, r), (x1, r)],
+                6,
+                4,
+                ShapeStyle::from(&RGBColor(120, 120, 120)).stroke_width(1),
+            ))?;
+        }
+        // Series side by side at each x, so that their bars do not hide each other.
+        let k = self.series.len().max(1) as f64;
+        let width = (x1 - x0) * 0.012;
+        for (i, s) in self.series.iter().enumerate() {
+            let color = series_color(i);
+            let dx = (i as f64 - (k - 1.0) / 2.0) * width;
+            let pts: Vec<(f64, f64)> = s.points.iter().map(|p| (tx(p.x) + dx, p.y)).collect();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart.draw_series(s.points.iter().map(|p| {
+                let x = tx(p.x) + dx;
+                PathElement::new(vec![(x, p.low), (x, p.high)], color.stroke_width(2))
+            }))?;
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font(("sans-serif", 15))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Draws curves with error bars (one per series, slightly offset along x so bars stay visible) to a
+/// `.png` or `.svg` file. Errors on no points, non-finite values, a bar that does not contain its
+/// point, or a non-positive x on a logarithmic axis.
+pub fn plot_error_bars(
+    path: impl AsRef<Path>,
+    axes: ErrorBarAxes<'_>,
+    series: &[ErrorBarSeries],
+) -> Result<()> {
+    let pts: Vec<&ErrorBarPoint> = series.iter().flat_map(|s| s.points.iter()).collect();
+    if pts.is_empty() {
+        return Err(EvalError::Empty { what: "points" });
+    }
+    let flat: Vec<f64> = pts.iter().flat_map(|p| [p.x, p.y, p.low, p.high]).collect();
+    crate::error::check_finite("points", &flat)?;
+    if let Some(p) = pts.iter().find(|p| !(p.low <= p.y && p.y <= p.high)) {
+        return Err(EvalError::InvalidParameter {
+            name: "points",
+            reason: format!(
+                "the bar [{}, {}] at x = {} does not contain its value {}",
+                p.low, p.high, p.x, p.y
+            ),
+        });
+    }
+    if axes.log_x && pts.iter().any(|p| p.x <= 0.0) {
+        return Err(EvalError::InvalidParameter {
+            name: "points",
+            reason: "a logarithmic x axis needs positive x".into(),
+        });
+    }
+    render_figure(path.as_ref(), &ErrorBarFigure { axes, series })
+}
+
 /// Draws a reliability diagram (calibration curve over bin frequencies).
 pub fn plot_reliability(
     path: impl AsRef<Path>,
@@ -394,6 +557,47 @@ mod tests {
         let l = s.legend();
         assert!(l.starts_with("model A (AUC "));
         assert!(l.contains('['));
+    }
+
+    #[test]
+    fn error_bars_draw_and_reject_bad_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let point = |x: f64, y: f64| ErrorBarPoint {
+            x,
+            y,
+            low: y - 0.05,
+            high: y + 0.05,
+        };
+        let series = [
+            ErrorBarSeries {
+                name: "a".into(),
+                points: vec![point(25.0, 0.1), point(50.0, 0.0), point(100.0, -0.05)],
+            },
+            ErrorBarSeries {
+                name: "b".into(),
+                points: vec![point(25.0, 0.02), point(100.0, 0.01)],
+            },
+        ];
+        let axes = ErrorBarAxes {
+            title: "AUC difference",
+            x_label: "labelled X-rays",
+            y_label: "difference",
+            log_x: true,
+            reference_y: Some(0.0),
+        };
+        let svg = dir.path().join("e.svg");
+        plot_error_bars(&svg, axes, &series).unwrap();
+        let text = std::fs::read_to_string(&svg).unwrap();
+        assert!(text.contains("labelled X-rays"));
+        plot_error_bars(dir.path().join("e.png"), axes, &series).unwrap();
+        let mut bad = series.clone();
+        bad[0].points[1].low = 0.5;
+        let e = plot_error_bars(&svg, axes, &bad).unwrap_err().to_string();
+        assert!(e.contains("does not contain"), "{e}");
+        let mut zero = series.clone();
+        zero[1].points[0].x = 0.0;
+        assert!(plot_error_bars(&svg, axes, &zero).is_err());
+        assert!(plot_error_bars(&svg, axes, &[]).is_err());
     }
 
     #[test]

@@ -80,6 +80,24 @@ impl CohortConfig {
         }
     }
 
+    /// A chest-X-ray findings population (CheXpert-like) for pretraining an X-ray backbone that
+    /// never sees a PE label: `n` patients without PE whose findings (the four signs the generator
+    /// paints as indirect PE signs: enlarged pulmonary artery, peripheral opacity, pleural effusion,
+    /// hyperlucent region) arise for other causes, each independently in a fraction `finding_prob`
+    /// of them ([`Patient::signs`] holds the labels, [`IndirectSigns::present`]); clinical-looking
+    /// X-rays, no contrast-mixing artefacts, and a seed stream distinct from the paired cohort's and
+    /// the RSPECT-like set's.
+    pub fn findings_like(n: usize, finding_prob: f64, seed: u64) -> Self {
+        Self {
+            n,
+            prevalence: 0.0,
+            seed: seed ^ 0x4649_4e44_494e_4700,
+            sign_prob_negative: finding_prob,
+            artefact_prob_negative: 0.0,
+            ..Self::default()
+        }
+    }
+
     /// Checks the parameters.
     pub fn validate(&self) -> Result<()> {
         if self.n == 0 {
@@ -402,6 +420,27 @@ mod tests {
         let mut bad = tiny(4, 0);
         bad.phantom.dims = [4, 40, 40];
         assert!(Cohort::new(bad).is_err());
+    }
+
+    #[test]
+    fn findings_population_has_no_pe_and_independent_findings() {
+        let mut cfg = CohortConfig::findings_like(400, 0.3, 2);
+        cfg.phantom = tiny(1, 0).phantom;
+        cfg.xray = tiny(1, 0).xray;
+        let cohort = Cohort::new(cfg).unwrap();
+        assert!(cohort.labels().iter().all(|&l| l == 0));
+        let findings: Vec<[bool; 4]> = (0..cohort.len())
+            .map(|i| cohort.anatomy(i).unwrap().signs.present())
+            .collect();
+        for j in 0..4 {
+            let rate = findings.iter().filter(|f| f[j]).count() as f64 / 400.0;
+            assert!((rate - 0.3).abs() < 0.07, "finding {j}: rate {rate}");
+        }
+        // Independent: the rate of two findings together is near the product of the rates.
+        let both = findings.iter().filter(|f| f[0] && f[2]).count() as f64 / 400.0;
+        assert!((both - 0.09).abs() < 0.05, "{both}");
+        let p = cohort.patient(0).unwrap();
+        assert_eq!(p.emboli, 0);
     }
 
     #[test]

@@ -211,6 +211,25 @@ pub struct IndirectSigns {
 }
 
 impl IndirectSigns {
+    /// Names of the four findings, in the order of [`IndirectSigns::present`] (the chest-X-ray
+    /// finding each sign is read as when it has another cause than PE).
+    pub const FINDINGS: [&'static str; 4] = [
+        "enlarged pulmonary artery",
+        "peripheral opacity",
+        "pleural effusion",
+        "hyperlucent region",
+    ];
+
+    /// Which of the four findings are present (strength above 0), in [`IndirectSigns::FINDINGS`] order.
+    pub fn present(&self) -> [bool; 4] {
+        [
+            self.enlarged_trunk > 0.0,
+            self.wedge_opacity > 0.0,
+            self.effusion > 0.0,
+            self.oligemia > 0.0,
+        ]
+    }
+
     /// Whether any sign is present.
     pub fn any(&self) -> bool {
         self.enlarged_trunk > 0.0
