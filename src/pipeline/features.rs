@@ -40,6 +40,13 @@ pub struct PhaseA {
     pub init: HashMap<String, Tensor>,
 }
 
+/// One half of phase A: the cohort's and the pretraining set's features, and pretrained weights.
+struct Half<T> {
+    cohort: T,
+    pretrain: T,
+    init: HashMap<String, Tensor>,
+}
+
 fn cache_dir(
     root: &Path,
     half: &str,
@@ -85,7 +92,7 @@ fn ct_half(
     pretrain_set: &PairedCohort,
     cache_root: &Path,
     device: &Device,
-) -> Result<(Vec<Tensor>, Vec<Tensor>, HashMap<String, Tensor>)> {
+) -> Result<Half<Vec<Tensor>>> {
     let dir = cache_dir(
         cache_root,
         "ct",
@@ -96,9 +103,13 @@ fn ct_half(
     if path.exists() {
         eprintln!("phase A: slice sequences from cache {}", path.display());
         let mut map = cmkd_train::checkpoint::load_tensors(&path, device)?;
-        let a = take_seqs(&mut map, &path, "cohort", cohort.len())?;
-        let b = take_seqs(&mut map, &path, "pretrain", pretrain_set.len())?;
-        return Ok((a, b, keep_init(map)));
+        let cohort = take_seqs(&mut map, &path, "cohort", cohort.len())?;
+        let pretrain = take_seqs(&mut map, &path, "pretrain", pretrain_set.len())?;
+        return Ok(Half {
+            cohort,
+            pretrain,
+            init: keep_init(map),
+        });
     }
     eprintln!(
         "phase A: pretraining the slice CNN on {} CT-only patients",
@@ -128,7 +139,11 @@ fn ct_half(
         }
     }
     cmkd_train::checkpoint::save_tensors(&path, &map)?;
-    Ok((seqs, pre, init))
+    Ok(Half {
+        cohort: seqs,
+        pretrain: pre,
+        init,
+    })
 }
 
 /// The X-ray half: backbone features of `cohort` and `pretrain_set` (its rendered radiographs), and,
@@ -139,7 +154,7 @@ fn xray_half(
     pretrain_set: &PairedCohort,
     cache_root: &Path,
     device: &Device,
-) -> Result<(Tensor, Tensor, HashMap<String, Tensor>)> {
+) -> Result<Half<Tensor>> {
     let dir = cache_dir(
         cache_root,
         "xray",
@@ -150,9 +165,13 @@ fn xray_half(
     if path.exists() {
         eprintln!("phase A: X-ray features from cache {}", path.display());
         let mut map = cmkd_train::checkpoint::load_tensors(&path, device)?;
-        let a = take(&mut map, &path, "cohort/cxr")?;
-        let b = take(&mut map, &path, "pretrain/cxr")?;
-        return Ok((a, b, keep_init(map)));
+        let cohort = take(&mut map, &path, "cohort/cxr")?;
+        let pretrain = take(&mut map, &path, "pretrain/cxr")?;
+        return Ok(Half {
+            cohort,
+            pretrain,
+            init: keep_init(map),
+        });
     }
     let mut map = HashMap::new();
     let encoder = match config.xray_backbone {
@@ -205,7 +224,11 @@ fn xray_half(
     map.insert("cohort/cxr".into(), a.clone());
     map.insert("pretrain/cxr".into(), b.clone());
     cmkd_train::checkpoint::save_tensors(&path, &map)?;
-    Ok((a, b, init))
+    Ok(Half {
+        cohort: a,
+        pretrain: b,
+        init,
+    })
 }
 
 /// Phase A: both halves, from their caches under `cache_root` where they exist.
@@ -216,14 +239,18 @@ pub fn phase_a(
     cache_root: &Path,
     device: &Device,
 ) -> Result<PhaseA> {
-    let (seqs, pre_seqs, mut init) = ct_half(config, cohort, pretrain_set, cache_root, device)?;
-    let (cxr, pre_cxr, cxr_init) = xray_half(config, cohort, pretrain_set, cache_root, device)?;
-    init.extend(cxr_init);
+    let ct = ct_half(config, cohort, pretrain_set, cache_root, device)?;
+    let xray = xray_half(config, cohort, pretrain_set, cache_root, device)?;
+    let mut init = ct.init;
+    init.extend(xray.init);
     Ok(PhaseA {
-        cohort: Features { seqs, cxr },
+        cohort: Features {
+            seqs: ct.cohort,
+            cxr: xray.cohort,
+        },
         pretrain: Features {
-            seqs: pre_seqs,
-            cxr: pre_cxr,
+            seqs: ct.pretrain,
+            cxr: xray.pretrain,
         },
         init,
     })
