@@ -70,9 +70,18 @@ fn tiny_pipeline_end_to_end_is_deterministic_and_resumable() {
     check_report(&ra);
     assert_eq!(
         ra.table2.len(),
-        1 + 5 + 1 + 1,
-        "default, five losses, pretraining, embedding size"
+        1 + 5 + 1 + 1 + 2,
+        "default, five losses, pretraining, embedding size, CXR-only and prior with the CT-only PE backbone"
     );
+    let structural = "X-ray backbone pretrained with the CT-only set's PE labels";
+    let rows: Vec<&str> = ra
+        .table2
+        .iter()
+        .zip(&ra.sections[ra.table1.len()..])
+        .filter(|(_, s)| s.as_str() == structural)
+        .map(|(m, _)| m.row.model.as_str())
+        .collect();
+    assert_eq!(rows, ["CXR only classifier", "Diffusion prior (ours)"]);
     for f in [
         "report.md",
         "report.json",
@@ -90,6 +99,13 @@ fn tiny_pipeline_end_to_end_is_deterministic_and_resumable() {
     let md = std::fs::read_to_string(a.path().join("report.md")).unwrap();
     assert!(md.contains("## Table 1") && md.contains("## Table 2"));
     assert!(md.contains("## Why the prior scores what it does"));
+    assert!(md.contains("## Which data each model used"));
+    assert_eq!(ra.data_use.len(), ra.table1.len());
+    for (d, m) in ra.data_use.iter().zip(&ra.table1) {
+        assert_eq!(d.model, m.row.model);
+        assert!(md.contains(&d.summary), "{}", d.summary);
+    }
+    assert!(ra.seed_spread.is_empty());
 
     // Same seed, fresh folder: identical numbers.
     let rb = run_synthetic(&config, &options(b.path(), true)).unwrap();
@@ -175,4 +191,30 @@ fn cohort_written_to_disk_and_read_through_the_manifest_gives_the_same_results()
     let e = run_manifest(&config, &source, &options(a.path(), false)).unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains(&first) && msg.contains("line 2"), "{msg}");
+}
+
+#[test]
+fn several_seeds_give_each_row_its_mean_and_spread() {
+    use cmkd::pipeline::run_seeds;
+    let config = PipelineConfig {
+        tsne: false,
+        ..PipelineConfig::tiny()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_seeds(&config, None, None, &options(dir.path(), false), 2).unwrap();
+    assert_eq!(r.config.seed, 0);
+    assert_eq!(r.seed_spread.len(), r.table1.len());
+    let other: Report = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("seeds/seed-1/report.json")).unwrap(),
+    )
+    .unwrap();
+    for ((s, own), theirs) in r.seed_spread.iter().zip(&r.table1).zip(&other.table1) {
+        assert_eq!(s.model, own.row.model);
+        assert_eq!(s.seeds, vec![0, 1]);
+        assert_eq!(s.aucs, vec![own.row.auc, theirs.row.auc]);
+        assert!((s.mean - (own.row.auc + theirs.row.auc) / 2.0).abs() < 1e-12);
+    }
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("AUC over 2 seeds, mean ± SD"), "{md}");
+    assert!(run_seeds(&config, None, None, &options(dir.path(), false), 0).is_err());
 }

@@ -1,10 +1,12 @@
 //! The paper's full pipeline (Cahan et al., MICCAI 2025) on a paired CTPA/CXR cohort:
 //!
-//! - **Data** ([`cohort`]): the paired cohort and a disjoint CT-only pretraining set from
-//!   [`med_io::synthetic`], preprocessed with med-io's transforms (HU window [-100, 900], resize).
-//! - **Phase A** ([`encoders`], [`heads`]): a slice CNN and an X-ray backbone pretrained on the
-//!   CT-only set and frozen; per fold, the CTPA-only classifier (patch-free sequence ViT) and the
-//!   CXR-only classifier (projection + head), and their embeddings of every patient.
+//! - **Data** ([`cohort`]): the paired cohort, a disjoint CT-only pretraining set and a findings
+//!   X-ray population from [`med_io::synthetic`], preprocessed with med-io's transforms (HU window
+//!   [-100, 900], resize).
+//! - **Phase A** ([`features`], [`encoders`], [`heads`]): a slice CNN pretrained on the CT-only set
+//!   and an X-ray backbone pretrained on generic findings (never a PE label), both frozen; per fold,
+//!   the CTPA-only classifier (patch-free sequence ViT) and the CXR-only classifier (projection +
+//!   head), and their embeddings of every patient. [`provenance`] says which data each model used.
 //! - **Phase B** ([`distill`]): the diffusion prior from X-ray to CTPA embedding, trained with L2 +
 //!   lambda * BCE through the frozen CTPA head (target: the teacher's own probability), EMA,
 //!   Analytic-DPM.
@@ -16,6 +18,8 @@
 //!   conditional fidelity against a linear reference, its sampling noise and what it follows.
 //!
 //! [`run::run_synthetic`] runs it all; every phase is cached by configuration hash ([`run`]).
+//! [`seeds::run_seeds`] repeats it over seeds; [`sweep::run_sweep`] asks when the prior pays off
+//! (label efficiency).
 
 pub mod baselines;
 pub mod cohort;

@@ -253,6 +253,7 @@ fn sweep_seed(
     device: &Device,
     bar: &cmkd_train::progress::ProgressBar,
 ) -> Result<Vec<SweepPoint>> {
+    let started = std::time::Instant::now();
     let a = phase_a(config, cohort, pretrain_set, &out.join("cache"), device)?;
     let labels = cohort.labels();
     let n = labels.len();
@@ -273,6 +274,15 @@ fn sweep_seed(
         let mut rng = cmkd_train::rng::stream(config.seed, &format!("sweep/fold-{k}/labelled"));
         let subsets = labelled_subsets(&fold.train, &labels, &sweep.labelled, &mut rng)?;
         for (li, subset) in subsets.iter().enumerate() {
+            // A line per unit as well as the bar: the bar is hidden when stderr is not a terminal.
+            eprintln!(
+                "seed {} fold {}/{}: {} labelled X-rays ({:.0} s)",
+                config.seed,
+                k + 1,
+                folds.len(),
+                subset.len(),
+                started.elapsed().as_secs_f64()
+            );
             let u = unimodal(
                 config,
                 config.embed_dim,
