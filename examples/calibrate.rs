@@ -14,7 +14,7 @@
 use clap::Parser;
 use cmkd::pipeline::cohort::{paired_config, pretrain_config, PairedCohort};
 use cmkd::pipeline::encoders::{pretrain_ctpa, pretrain_cxr};
-use cmkd::pipeline::run::{synthetic_cohort, synthetic_pretraining_set};
+use cmkd::pipeline::sources::{synthetic_cohort, synthetic_pretraining_set};
 use cmkd::pipeline::PipelineConfig;
 use cxr_encoder::train::predict_proba;
 use std::process::ExitCode;

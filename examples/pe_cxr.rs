@@ -23,8 +23,10 @@
 //! Every phase is cached under `<out>/cache/<config hash>/`, so a rerun continues where it stopped.
 
 use clap::Parser;
-use cmkd::pipeline::run::RspectSource;
-use cmkd::pipeline::{run_seeds, ManifestSource, PipelineConfig, RunOptions};
+use cmkd::pipeline::{
+    load_data, run_seeds, Experiment, ManifestSource, PipelineConfig, Report, Result, RspectSource,
+    RunOptions,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -177,6 +179,47 @@ fn config(a: &Args) -> PipelineConfig {
     c
 }
 
+/// One seed of the experiment: the data, phase A, then for each fold the per-fold classifiers, the
+/// distillation baselines, phase B and phase C (each fold from the cache where an earlier run left
+/// it), the Table 2 ablations when asked, and the evaluation.
+fn run(
+    config: &PipelineConfig,
+    cohort: Option<&ManifestSource>,
+    rspect: Option<&RspectSource>,
+    options: &RunOptions,
+) -> Result<Report> {
+    // The paired cohort and the CT-only pretraining set.
+    let data = load_data(config, cohort, rspect)?;
+    let exp = Experiment::new(&data.config, &data.cohort, &data.pretrain, options)?;
+    // Phase A: the frozen slice CNN and X-ray backbone, pretrained, and their features.
+    let frozen = exp.phase_a()?;
+    let mut folds = Vec::new();
+    let mut ablations = Vec::new();
+    for k in 0..exp.fold_count() {
+        let mut heads = None;
+        let output = match exp.cached_fold(k)? {
+            Some(done) => done,
+            None => {
+                // Phase A on the fold: the CTPA-only and CXR-only classifiers, embeddings.
+                let h = heads.insert(exp.fit_heads(&frozen.main, k)?);
+                // The five teacher-student baselines.
+                let students = exp.kd_baselines(&frozen.main, h, k)?;
+                // Phase B: the diffusion prior from the X-ray to the CTPA embedding.
+                let prior = exp.train_prior(h, k, exp.main_prior())?;
+                // Phase C: draws of the prior, classified by the frozen CTPA head.
+                let draws = exp.sample(h, k, &prior)?;
+                exp.save_fold(k, h, students, &prior, &draws)?
+            }
+        };
+        if options.ablations {
+            ablations.push(exp.ablations(&frozen, k, &output, heads)?);
+        }
+        folds.push(output);
+    }
+    // Evaluation: pooled out-of-fold metrics, figures, tables and the report.
+    exp.report(&folds, &ablations)
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let device = if args.cuda {
@@ -211,13 +254,9 @@ fn main() -> ExitCode {
             root: root.clone(),
             limit: args.rspect_limit,
         });
-    let result = run_seeds(
-        &config(&args),
-        cohort.as_ref(),
-        rspect.as_ref(),
-        &options,
-        args.seeds,
-    );
+    let result = run_seeds(&config(&args), &options, args.seeds, |c, o| {
+        run(c, cohort.as_ref(), rspect.as_ref(), o)
+    });
     match result {
         Ok(_) => {
             let md = std::fs::read_to_string(args.out.join("report.md")).unwrap_or_default();

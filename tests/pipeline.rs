@@ -201,7 +201,7 @@ fn several_seeds_give_each_row_its_mean_and_spread() {
         ..PipelineConfig::tiny()
     };
     let dir = tempfile::tempdir().unwrap();
-    let r = run_seeds(&config, None, None, &options(dir.path(), false), 2).unwrap();
+    let r = run_seeds(&config, &options(dir.path(), false), 2, run_synthetic).unwrap();
     assert_eq!(r.config.seed, 0);
     assert_eq!(r.seed_spread.len(), r.table1.len());
     let other: Report = serde_json::from_str(
@@ -216,5 +216,5 @@ fn several_seeds_give_each_row_its_mean_and_spread() {
     }
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert!(md.contains("AUC over 2 seeds, mean ± SD"), "{md}");
-    assert!(run_seeds(&config, None, None, &options(dir.path(), false), 0).is_err());
+    assert!(run_seeds(&config, &options(dir.path(), false), 0, run_synthetic).is_err());
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use cmkd::pipeline::cohort::{preprocess_ct, preprocess_cxr};
 use cmkd::pipeline::config::DataConfig;
-use cmkd::pipeline::run::{pretraining_set, run_sources, RspectSource};
+use cmkd::pipeline::sources::pretraining_set;
+use cmkd::pipeline::{run_sources, RspectSource};
 use cmkd::pipeline::{ManifestSource, PairedCohort, PipelineConfig, RunOptions};
 use med_io::transforms::HounsfieldUnits;
 

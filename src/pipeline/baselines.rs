@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::PipelineConfig;
 use super::error::Result;
+use super::streams::Stream;
 use super::heads::{CxrHead, TeacherHead};
 
 /// A distillation baseline.
@@ -111,7 +112,7 @@ pub fn train_student(
     let e = ctpa_embeddings.dim(1)?;
     let student = CxrHead::new(features.dim(1)?, e, seed, &device)?;
     let vars = student.vars();
-    let objective = method.objective(e, seed ^ 0x0B, &device)?;
+    let objective = method.objective(e, Stream::StudentObjective.of(seed), &device)?;
     let params = cmkd_train::count_params(&vars)
         + cmkd_train::count_params(&objective.trainable_vars())
         + objective

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::config::PipelineConfig;
 use super::error::{PipelineError, Result};
 use super::heads::sigmoid_vec;
+use super::streams::Stream;
 
 /// The prior's training loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +176,7 @@ pub fn train_prior(
         candle_core::DType::F32,
         &device,
     )?;
-    let objective = objective_for(loss, e, seed ^ 0xA7, &device)?;
+    let objective = objective_for(loss, e, Stream::PriorObjective.of(seed), &device)?;
     let mut extra = |input: &ExtraLossInput| -> diffusion_prior::Result<Tensor> {
         let to_prior = |e: PipelineError| {
             diffusion_prior::Error::Candle(candle_core::Error::Msg(e.to_string()))
@@ -221,7 +222,7 @@ pub fn train_prior(
                     config,
                     config.prior_pretrain_epochs,
                     n,
-                    seed ^ 0x5E,
+                    Stream::PriorPretrain.of(seed),
                     PriorLoss::L2,
                 ),
             )?;
@@ -274,7 +275,7 @@ pub fn train_prior(
     }
     let mut prior = trainer.ema_prior()?;
     let ts = diffusion_prior::spaced_timesteps(config.timesteps, config.sample_steps)?;
-    prior.estimate_gamma(cond, target, &ts, 256, seed ^ 0x6A)?;
+    prior.estimate_gamma(cond, target, &ts, 256, Stream::PriorGamma.of(seed))?;
     if let Some(snap) = snapshot {
         snap("end", &prior)?;
     }

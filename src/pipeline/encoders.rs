@@ -21,6 +21,7 @@ use med_io::Image2d;
 
 use super::cohort::{FindingsSet, PairedCohort};
 use super::config::PipelineConfig;
+use super::streams::Stream;
 use super::error::Result;
 
 /// The sequence ViT of the CTPA classifier for `config`, reading `in_dim`-d slice embeddings.
@@ -86,7 +87,7 @@ pub fn pretrain_ctpa(
         vit: vit_config(config, slice.out_dim()),
         slice_chunk: 256,
     };
-    let mut encoder = CtpaEncoder::new(enc_config, config.seed ^ 0xC7, DType::F32, device)?;
+    let mut encoder = CtpaEncoder::new(enc_config, Stream::PretrainCtpaInit.of(config.seed), DType::F32, device)?;
     let data: Vec<_> = pretrain
         .patients
         .iter()
@@ -111,7 +112,7 @@ pub fn pretrain_cxr(
 ) -> Result<CxrEncoder> {
     let mut encoder = CxrEncoder::new(
         xray_encoder_config(config),
-        config.seed ^ 0xC8,
+        Stream::PretrainCxrInit.of(config.seed),
         DType::F32,
         device,
     )?;
@@ -122,7 +123,7 @@ pub fn pretrain_cxr(
         .collect();
     let mut trainer = ClassifierTrainer::new(
         &encoder,
-        fit_config(config, config.cxr_pretrain_epochs, config.seed ^ 1),
+        fit_config(config, config.cxr_pretrain_epochs, Stream::PretrainCxrFit.of(config.seed)),
     )?;
     let losses = trainer.fit(&encoder, &data)?;
     report_losses("X-ray pretraining", &losses);
@@ -146,12 +147,12 @@ impl FindingsClassifier {
     pub fn new(config: &PipelineConfig, findings: usize, device: &Device) -> Result<Self> {
         let encoder = CxrEncoder::new(
             xray_encoder_config(config),
-            config.seed ^ 0xC9,
+            Stream::FindingsBackboneInit.of(config.seed),
             DType::F32,
             device,
         )?;
         let map = VarMap::new();
-        let vb = cmkd_train::seeded_var_builder(&map, config.seed ^ 0xCA, DType::F32, device);
+        let vb = cmkd_train::seeded_var_builder(&map, Stream::FindingsHeadInit.of(config.seed), DType::F32, device);
         let head = candle_nn::linear(
             encoder.config().backbone.feature_dim(),
             findings,
@@ -207,7 +208,7 @@ pub fn pretrain_cxr_findings(
         .collect();
     let mut trainer = ClassifierTrainer::new(
         &model,
-        fit_config(config, config.cxr_pretrain_epochs, config.seed ^ 2),
+        fit_config(config, config.cxr_pretrain_epochs, Stream::FindingsFit.of(config.seed)),
     )?;
     let losses = trainer.fit(&model, &data)?;
     report_losses("X-ray findings pretraining", &losses);

@@ -33,12 +33,12 @@ pub enum PipelineError {
     /// Image and volume handling.
     #[error(transparent)]
     MedIo(#[from] med_io::Error),
-    /// The CTPA encoder.
+    /// The CTPA encoder (boxed, as the largest causes are, to keep every `Result` small).
     #[error(transparent)]
-    Ctpa(#[from] ctpa_encoder::Error),
+    Ctpa(Box<ctpa_encoder::Error>),
     /// The CXR encoder.
     #[error(transparent)]
-    Cxr(#[from] cxr_encoder::Error),
+    Cxr(Box<cxr_encoder::Error>),
     /// The diffusion prior.
     #[error(transparent)]
     Prior(#[from] diffusion_prior::Error),
@@ -51,6 +51,18 @@ pub enum PipelineError {
     /// JSON encoding.
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+}
+
+impl From<ctpa_encoder::Error> for PipelineError {
+    fn from(e: ctpa_encoder::Error) -> Self {
+        Self::Ctpa(Box::new(e))
+    }
+}
+
+impl From<cxr_encoder::Error> for PipelineError {
+    fn from(e: cxr_encoder::Error) -> Self {
+        Self::Cxr(Box::new(e))
+    }
 }
 
 /// The pipeline's result type.

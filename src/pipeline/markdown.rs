@@ -5,7 +5,8 @@ use med_eval::report::format_params;
 use super::config::XrayBackbone;
 use super::diagnostics::Diagnostics;
 use super::evaluation::{ModelMetrics, ModelScores};
-use super::run::{Report, CTPA_ONLY, CXR_ONLY, PRIOR};
+use super::report::Report;
+use super::run::{CTPA_ONLY, CXR_ONLY, PRIOR};
 use super::seeds::SeedSpread;
 
 fn pct(x: f64) -> String {

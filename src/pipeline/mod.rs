@@ -21,6 +21,7 @@
 //! [`seeds::run_seeds`] repeats it over seeds; [`sweep::run_sweep`] asks when the prior pays off
 //! (label efficiency).
 
+pub mod ablations;
 pub mod baselines;
 pub mod cohort;
 pub mod config;
@@ -29,19 +30,25 @@ pub mod distill;
 pub mod encoders;
 pub mod error;
 pub mod evaluation;
+pub mod experiment;
 pub mod features;
+pub mod fold;
 pub mod heads;
 pub mod markdown;
 pub mod provenance;
+pub mod report;
 pub mod run;
 pub mod seeds;
+pub mod sources;
+mod streams;
 pub mod sweep;
 
 pub use cohort::{PairedCohort, Patient};
 pub use config::PipelineConfig;
 pub use error::{PipelineError, Result};
-pub use run::{
-    run_manifest, run_on, run_sources, run_synthetic, ManifestSource, Report, RspectSource,
-    RunOptions,
-};
+pub use experiment::{Experiment, FoldOutput, Frozen};
+pub use fold::{FoldHeads, FoldRow, PriorVariant};
+pub use report::Report;
+pub use run::{run_manifest, run_on, run_sources, run_synthetic, RunOptions};
 pub use seeds::run_seeds;
+pub use sources::{load_data, Data, ManifestSource, RspectSource};

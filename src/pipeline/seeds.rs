@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::PipelineConfig;
 use super::error::{PipelineError, Result};
-use super::run::{run_sources, ManifestSource, Report, RspectSource, RunOptions};
+use super::report::Report;
+use super::run::RunOptions;
 
 /// The Table 1 AUCs of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,15 +80,15 @@ pub fn seed_spread(own: &SeedAucs, others: &[SeedAucs]) -> Result<Vec<SeedSpread
         .collect()
 }
 
-/// Runs [`run_sources`] for `seeds` consecutive master seeds starting at `config.seed`: the others
+/// Runs `run` (for example [`super::run_sources`], or a driver of the phases such as
+/// `examples/pe_cxr.rs`) for `seeds` consecutive master seeds starting at `config.seed`: the others
 /// first, each into `<out>/seeds/seed-<s>/` (without ablations), then the first into `options.out`,
 /// whose report carries the spread of every Table 1 row ([`Report::seed_spread`]).
 pub fn run_seeds(
     config: &PipelineConfig,
-    cohort: Option<&ManifestSource>,
-    rspect: Option<&RspectSource>,
     options: &RunOptions,
     seeds: usize,
+    mut run: impl FnMut(&PipelineConfig, &RunOptions) -> Result<Report>,
 ) -> Result<Report> {
     if seeds == 0 {
         return Err(PipelineError::config("seeds", "need at least one seed"));
@@ -106,7 +107,7 @@ pub fn run_seeds(
             other_seeds: Vec::new(),
             device: options.device.clone(),
         };
-        others.push(SeedAucs::of(&run_sources(&c, cohort, rspect, &o)?));
+        others.push(SeedAucs::of(&run(&c, &o)?));
     }
     if seeds > 1 {
         eprintln!("seed {} (1 of {seeds})", config.seed);
@@ -115,7 +116,7 @@ pub fn run_seeds(
         other_seeds: others,
         ..options.clone()
     };
-    run_sources(config, cohort, rspect, &o)
+    run(config, &o)
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ use super::config::PipelineConfig;
 use super::distill::{classify_samples, sample, train_prior, PriorLoss};
 use super::error::{PipelineError, Result};
 use super::features::phase_a;
-use super::run::{select, synthetic_cohort, synthetic_pretraining_set, unimodal};
+use super::fold::{select, FoldHeads};
+use super::sources::{synthetic_cohort, synthetic_pretraining_set};
+use super::streams::{fold_seed, Stream};
 
 /// The grid of the sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -272,7 +274,7 @@ fn sweep_seed(
         })
         .collect();
     for (k, fold) in folds.iter().enumerate() {
-        let seed = config.seed.wrapping_mul(1000).wrapping_add(k as u64);
+        let seed = fold_seed(config.seed, k);
         let mut rng = cmkd_train::rng::stream(config.seed, &format!("sweep/fold-{k}/labelled"));
         let subsets = labelled_subsets(&fold.train, &labels, &sweep.labelled, &mut rng)?;
         for (li, subset) in subsets.iter().enumerate() {
@@ -285,17 +287,7 @@ fn sweep_seed(
                 subset.len(),
                 started.elapsed().as_secs_f64()
             );
-            let u = unimodal(
-                config,
-                config.embed_dim,
-                &a.cohort,
-                &a.pretrain,
-                &a.init,
-                &labels,
-                subset,
-                seed,
-                device,
-            )?;
+            let u = FoldHeads::fit(config, config.embed_dim, &a, &labels, subset, seed, device)?;
             let cond = select(&u.cxr_z, &fold.train)?;
             let target = select(&u.ctpa_z, &fold.train)?;
             let test_cond = select(&u.cxr_z, &fold.test)?;
@@ -320,7 +312,7 @@ fn sweep_seed(
                     &u.ctpa.vit,
                     PriorLoss::L2Bce,
                     pre.as_ref().map(|(c, t)| (c, t)),
-                    seed ^ 0x99,
+                    Stream::Prior.of(seed),
                     None,
                 )?;
                 let draws = sample(
@@ -329,7 +321,8 @@ fn sweep_seed(
                     config.samples_per_xray,
                     config.sample_steps,
                     config.guidance_scale,
-                    seed ^ 0x5A,
+                    // The fold seed's own sampling stream (the run's draws use the prior's).
+                    Stream::PriorSample.of(seed),
                 )?;
                 let (mean, _) = classify_samples(&u.ctpa.vit, &draws)?;
                 let o = &mut oof[li * sweep.pretrain_pairs.len() + pi];
