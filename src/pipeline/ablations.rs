@@ -18,7 +18,7 @@ const LOSSES: [PriorLoss; 5] = [
 ];
 
 /// Section of the structural rows.
-pub const STRUCTURAL: &str = "X-ray backbone pretrained with the CT-only set's PE labels";
+pub(crate) const STRUCTURAL: &str = "X-ray backbone pretrained with the CT-only set's PE labels";
 
 /// The prior `variant` trained on `heads` and sampled: its row.
 fn prior_row(
@@ -32,7 +32,13 @@ fn prior_row(
     let prior: TrainedPrior = exp.train_variant(heads, k, variant, None)?;
     let draws = exp.sample(heads, k, &prior)?;
     let params = prior.prior.num_params() as u64;
-    Ok(FoldRow::new(model, section, params, &draws.mean, &exp.folds[k]))
+    Ok(FoldRow::new(
+        model,
+        section,
+        params,
+        &draws.mean,
+        &exp.folds[k],
+    ))
 }
 
 /// Every Table 2 row of fold `k` but the default one (see [`super::report`]).
@@ -74,15 +80,36 @@ pub(crate) fn fold_rows(
         loss: PriorLoss::L2Bce,
         pretrain: !pretrain_on,
     };
-    rows.push(prior_row(exp, heads, k, variant, label.into(), "Pretraining")?);
+    rows.push(prior_row(
+        exp,
+        heads,
+        k,
+        variant,
+        label.into(),
+        "Pretraining",
+    )?);
     let big = config.embed_dim * 2;
     let wide = exp.heads_with(config, big, &frozen.main, k)?;
     let model = format!("embedding size {big}");
-    rows.push(prior_row(exp, &wide, k, exp.main_prior(), model, "Embedding size")?);
+    rows.push(prior_row(
+        exp,
+        &wide,
+        k,
+        exp.main_prior(),
+        model,
+        "Embedding size",
+    )?);
     if let Some((other, a)) = &frozen.ct_only_pe {
         let h = exp.heads_with(other, config.embed_dim, a, k)?;
         rows.push(h.cxr_row(STRUCTURAL, &exp.folds[k]));
-        rows.push(prior_row(exp, &h, k, exp.main_prior(), PRIOR.into(), STRUCTURAL)?);
+        rows.push(prior_row(
+            exp,
+            &h,
+            k,
+            exp.main_prior(),
+            PRIOR.into(),
+            STRUCTURAL,
+        )?);
     }
     Ok(rows)
 }

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::PipelineConfig;
 use super::error::Result;
-use super::streams::Stream;
 use super::heads::{CxrHead, TeacherHead};
+use super::streams::Stream;
 
 /// A distillation baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

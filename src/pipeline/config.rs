@@ -443,15 +443,15 @@ impl PipelineConfig {
 }
 
 /// 64-bit FNV-1a of `bytes` as 16 hex digits (stable across platforms and releases).
-pub fn fnv_hex(bytes: &[u8]) -> String {
+pub(crate) fn fnv_hex(bytes: &[u8]) -> String {
     format!("{:016x}", fnv_update(FNV_OFFSET, bytes))
 }
 
 /// FNV-1a's initial state.
-pub const FNV_OFFSET: u64 = 0xcbf29ce484222325;
+pub(crate) const FNV_OFFSET: u64 = 0xcbf29ce484222325;
 
 /// Continues a 64-bit FNV-1a hash `h` over `bytes` (for hashing data piece by piece).
-pub fn fnv_update(mut h: u64, bytes: &[u8]) -> u64 {
+pub(crate) fn fnv_update(mut h: u64, bytes: &[u8]) -> u64 {
     for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x100000001b3);

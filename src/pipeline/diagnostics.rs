@@ -20,7 +20,7 @@ use super::error::{PipelineError, Result};
 /// Ridge penalty of the linear reference, per training row on standardised inputs (`lambda * n` is
 /// added to the Gram matrix's diagonal). 1.0 is strong: with ~200 rows of 64-d embeddings, weaker
 /// penalties overfit the training fold (lower test R^2) on the synthetic cohort.
-pub const RIDGE_LAMBDA: f64 = 1.0;
+pub(crate) const RIDGE_LAMBDA: f64 = 1.0;
 
 /// A ridge regression from standardised inputs to raw outputs (with an unpenalised intercept).
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +42,7 @@ fn rows_of(t: &Tensor, what: &str) -> Result<Vec<Vec<f64>>> {
 }
 
 impl RidgeMap {
-    /// Fits `y ~ x` on rows `(n, d)` and `(n, e)` with penalty `lambda` (see [`RIDGE_LAMBDA`]).
+    /// Fits `y ~ x` on rows `(n, d)` and `(n, e)` with penalty `lambda` (the pipeline uses `RIDGE_LAMBDA`).
     #[allow(clippy::needless_range_loop)]
     pub fn fit(x: &Tensor, y: &Tensor, lambda: f64) -> Result<Self> {
         let xs = rows_of(x, "ridge inputs")?;
@@ -180,7 +180,7 @@ fn cholesky_solve(mut a: Vec<Vec<f64>>, mut b: Vec<Vec<f64>>) -> Result<Vec<Vec<
 }
 
 /// R^2 of `pred` for `truth` (rows), scikit-learn's variance-weighted form.
-pub fn embedding_r2(truth: &Tensor, pred: &Tensor) -> Result<f64> {
+pub(crate) fn embedding_r2(truth: &Tensor, pred: &Tensor) -> Result<f64> {
     Ok(med_eval::agreement::r2_score(
         &rows_of(truth, "true embeddings")?,
         &rows_of(pred, "predicted embeddings")?,

@@ -128,25 +128,15 @@ fn objective_for(
     })
 }
 
-/// Trains a prior on `(cond, target)` pairs (raw X-ray and CTPA embeddings of the training fold),
-/// optionally starting from pretraining pairs, and returns its EMA weights with Analytic-DPM
-/// statistics. `labels` (0/1 per training row) are used only by the ProtoKD ablation.
-/// `snapshot` is called with the EMA prior at the start, middle and end of training.
-#[allow(clippy::too_many_arguments)]
-pub fn train_prior(
+/// A fresh prior for `(cond, target)` of these widths, its normalisations fitted on `fit`
+/// (pretraining pairs if any, else the fold's pairs).
+fn new_prior(
     config: &PipelineConfig,
-    cond: &Tensor,
-    target: &Tensor,
-    labels: &Tensor,
-    teacher: &SequenceVit,
-    loss: PriorLoss,
-    pretrain: Option<(&Tensor, &Tensor)>,
+    fit: (&Tensor, &Tensor),
     seed: u64,
-    mut snapshot: Option<&mut SnapshotFn>,
-) -> Result<TrainedPrior> {
-    let device = cond.device().clone();
-    let e = target.dim(1)?;
-    let c = cond.dim(1)?;
+    device: &Device,
+) -> Result<DiffusionPrior> {
+    let (c, e) = (fit.0.dim(1)?, fit.1.dim(1)?);
     let heads = (config.prior_dim / 32).max(1);
     let mut options = PriorOptions::new(
         PriorConfig::dalle2(
@@ -164,27 +154,35 @@ pub fn train_prior(
         rows: config.timesteps,
     };
     options.cond_drop_prob = config.cond_drop_prob;
-    // Normalisations are fitted on the data the prior first sees (pretraining pairs if any).
-    let (fit_c, fit_t) = pretrain.unwrap_or((cond, target));
-    let prior = DiffusionPrior::new(
+    Ok(DiffusionPrior::new(
         options,
         NormKind::Standardize,
         NormKind::Standardize,
-        fit_c,
-        fit_t,
+        fit.0,
+        fit.1,
         seed,
         candle_core::DType::F32,
-        &device,
-    )?;
-    let objective = objective_for(loss, e, Stream::PriorObjective.of(seed), &device)?;
-    let mut extra = |input: &ExtraLossInput| -> diffusion_prior::Result<Tensor> {
+        device,
+    )?)
+}
+
+/// The term `loss` adds to the prior's L2 on each batch, through the frozen teacher head: the BCE
+/// against the teacher's own probability, or an ablation objective (`labels`: 0/1 per training row,
+/// read by ProtoKD only).
+fn extra_loss<'a>(
+    loss: PriorLoss,
+    objective: &'a Option<Box<dyn Objective>>,
+    teacher: &'a SequenceVit,
+    labels: &'a Tensor,
+) -> impl FnMut(&ExtraLossInput) -> diffusion_prior::Result<Tensor> + 'a {
+    move |input: &ExtraLossInput| {
         let to_prior = |e: PipelineError| {
             diffusion_prior::Error::Candle(candle_core::Error::Msg(e.to_string()))
         };
         let head = |z: &Tensor| teacher.head_logit(z).map_err(|e| to_prior(e.into()));
         let s_logit = head(input.pred)?;
         let t_logit = head(input.target)?.detach();
-        match (&objective, loss) {
+        match (objective, loss) {
             (None, _) => {
                 let p = candle_nn::ops::sigmoid(&t_logit)?;
                 cxr_encoder::bce_with_logits(&s_logit, &p).map_err(|e| to_prior(e.into()))
@@ -208,41 +206,65 @@ pub fn train_prior(
                     .map_err(|e| to_prior(e.into()))
             }
         }
-    };
-    let use_extra = loss != PriorLoss::L2;
-    let mut prior = prior;
-    if let Some((pc, pt)) = pretrain {
+    }
+}
+
+/// Pretrains `prior` with L2 alone on the CT-only set's pairs (their targets carry no cohort
+/// labels) and returns its EMA weights.
+fn pretrain_prior(
+    config: &PipelineConfig,
+    prior: DiffusionPrior,
+    (cond, target): (&Tensor, &Tensor),
+    seed: u64,
+) -> Result<DiffusionPrior> {
+    let data = PairedData::new(cond.clone(), target.clone())?;
+    let epochs = config.prior_pretrain_epochs;
+    let tc = trainer_config(config, epochs, data.len(), seed, PriorLoss::L2);
+    let mut trainer = Trainer::new(prior, tc)?;
+    trainer.fit(&data, None, &mut |_| Control::Continue)?;
+    Ok(trainer.ema_prior()?)
+}
+
+/// Trains a prior on `(cond, target)` pairs (raw X-ray and CTPA embeddings of the training fold),
+/// optionally starting from pretraining pairs, and returns its EMA weights with Analytic-DPM
+/// statistics. `labels` (0/1 per training row) are used only by the ProtoKD ablation.
+/// `snapshot` is called with the EMA prior at the start, middle and end of training.
+#[allow(clippy::too_many_arguments)]
+pub fn train_prior(
+    config: &PipelineConfig,
+    cond: &Tensor,
+    target: &Tensor,
+    labels: &Tensor,
+    teacher: &SequenceVit,
+    loss: PriorLoss,
+    pretrain: Option<(&Tensor, &Tensor)>,
+    seed: u64,
+    mut snapshot: Option<&mut SnapshotFn>,
+) -> Result<TrainedPrior> {
+    let device = cond.device().clone();
+    let mut prior = new_prior(config, pretrain.unwrap_or((cond, target)), seed, &device)?;
+    let objective = objective_for(
+        loss,
+        target.dim(1)?,
+        Stream::PriorObjective.of(seed),
+        &device,
+    )?;
+    let mut extra = extra_loss(loss, &objective, teacher, labels);
+    if let Some(pairs) = pretrain {
         if config.prior_pretrain_epochs > 0 {
-            let data = PairedData::new(pc.clone(), pt.clone())?;
-            let n = data.len();
-            // Pretraining learns the mapping with L2 alone (its targets carry no cohort labels).
-            let mut trainer = Trainer::new(
-                prior,
-                trainer_config(
-                    config,
-                    config.prior_pretrain_epochs,
-                    n,
-                    Stream::PriorPretrain.of(seed),
-                    PriorLoss::L2,
-                ),
-            )?;
-            trainer.fit(&data, None, &mut |_| Control::Continue)?;
-            prior = trainer.ema_prior()?;
+            prior = pretrain_prior(config, prior, pairs, Stream::PriorPretrain.of(seed))?;
         }
     }
     let data = PairedData::new(cond.clone(), target.clone())?;
-    let n = data.len();
-    let mut trainer = Trainer::new(
-        prior,
-        trainer_config(config, config.prior_epochs, n, seed, loss),
-    )?;
+    let tc = trainer_config(config, config.prior_epochs, data.len(), seed, loss);
+    let mut trainer = Trainer::new(prior, tc)?;
     let mut final_loss = f64::NAN;
-    let half = config.prior_epochs / 2;
     if let Some(snap) = snapshot.as_deref_mut() {
         snap("beginning", &trainer.ema_prior()?)?;
     }
+    // With a snapshot, training stops halfway for the middle one and then goes on.
     let mut stop_at = if snapshot.is_some() {
-        half.max(1)
+        (config.prior_epochs / 2).max(1)
     } else {
         usize::MAX
     };
@@ -255,7 +277,7 @@ pub fn train_prior(
                 Control::Continue
             }
         };
-        if use_extra {
+        if loss != PriorLoss::L2 {
             trainer.fit(&data, Some(&mut extra), &mut cb)?;
         } else {
             trainer.fit(&data, None, &mut cb)?;

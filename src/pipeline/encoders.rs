@@ -21,11 +21,11 @@ use med_io::Image2d;
 
 use super::cohort::{FindingsSet, PairedCohort};
 use super::config::PipelineConfig;
-use super::streams::Stream;
 use super::error::Result;
+use super::streams::Stream;
 
 /// The sequence ViT of the CTPA classifier for `config`, reading `in_dim`-d slice embeddings.
-pub fn vit_config(config: &PipelineConfig, in_dim: usize) -> SequenceVitConfig {
+pub(crate) fn vit_config(config: &PipelineConfig, in_dim: usize) -> SequenceVitConfig {
     SequenceVitConfig {
         in_dim,
         width: config.vit_width,
@@ -40,7 +40,7 @@ pub fn vit_config(config: &PipelineConfig, in_dim: usize) -> SequenceVitConfig {
 }
 
 /// The small ResNet used as X-ray backbone (single channel, 64-d features).
-pub fn cxr_backbone_config() -> ResNetConfig {
+pub(crate) fn cxr_backbone_config() -> ResNetConfig {
     SliceCnn::small_config()
 }
 
@@ -87,7 +87,12 @@ pub fn pretrain_ctpa(
         vit: vit_config(config, slice.out_dim()),
         slice_chunk: 256,
     };
-    let mut encoder = CtpaEncoder::new(enc_config, Stream::PretrainCtpaInit.of(config.seed), DType::F32, device)?;
+    let mut encoder = CtpaEncoder::new(
+        enc_config,
+        Stream::PretrainCtpaInit.of(config.seed),
+        DType::F32,
+        device,
+    )?;
     let data: Vec<_> = pretrain
         .patients
         .iter()
@@ -123,7 +128,11 @@ pub fn pretrain_cxr(
         .collect();
     let mut trainer = ClassifierTrainer::new(
         &encoder,
-        fit_config(config, config.cxr_pretrain_epochs, Stream::PretrainCxrFit.of(config.seed)),
+        fit_config(
+            config,
+            config.cxr_pretrain_epochs,
+            Stream::PretrainCxrFit.of(config.seed),
+        ),
     )?;
     let losses = trainer.fit(&encoder, &data)?;
     report_losses("X-ray pretraining", &losses);
@@ -152,7 +161,12 @@ impl FindingsClassifier {
             device,
         )?;
         let map = VarMap::new();
-        let vb = cmkd_train::seeded_var_builder(&map, Stream::FindingsHeadInit.of(config.seed), DType::F32, device);
+        let vb = cmkd_train::seeded_var_builder(
+            &map,
+            Stream::FindingsHeadInit.of(config.seed),
+            DType::F32,
+            device,
+        );
         let head = candle_nn::linear(
             encoder.config().backbone.feature_dim(),
             findings,
@@ -208,7 +222,11 @@ pub fn pretrain_cxr_findings(
         .collect();
     let mut trainer = ClassifierTrainer::new(
         &model,
-        fit_config(config, config.cxr_pretrain_epochs, Stream::FindingsFit.of(config.seed)),
+        fit_config(
+            config,
+            config.cxr_pretrain_epochs,
+            Stream::FindingsFit.of(config.seed),
+        ),
     )?;
     let losses = trainer.fit(&model, &data)?;
     report_losses("X-ray findings pretraining", &losses);

@@ -21,9 +21,7 @@ use super::diagnostics::FoldDiagnostics;
 use super::distill::{PriorLoss, SnapshotFn, TrainedPrior};
 use super::error::{PipelineError, Result};
 use super::features::{phase_a, PhaseA};
-use super::fold::{
-    fold_diagnostics, pick, tsne_snapshot, Draws, FoldHeads, FoldRow, PriorVariant,
-};
+use super::fold::{fold_diagnostics, pick, tsne_snapshot, Draws, FoldHeads, FoldRow, PriorVariant};
 use super::report::Report;
 use super::run::{RunOptions, BASELINES, CMKD, PRIOR};
 use super::streams::{fold_seed, Stream};
@@ -199,7 +197,13 @@ impl<'a> Experiment<'a> {
                     &heads.ctpa.vit,
                     Stream::Students.of(fold_seed(self.config.seed, k)),
                 )?;
-                Ok(FoldRow::new(m.label(), CMKD, r.params as u64, &r.probs, fold))
+                Ok(FoldRow::new(
+                    m.label(),
+                    CMKD,
+                    r.params as u64,
+                    &r.probs,
+                    fold,
+                ))
             })
             .collect()
     }
@@ -252,12 +256,7 @@ impl<'a> Experiment<'a> {
     /// Phase C on fold `k`: draws of `prior` for every patient, classified by the fold's frozen
     /// CTPA head.
     pub fn sample(&self, heads: &FoldHeads, k: usize, prior: &TrainedPrior) -> Result<Draws> {
-        super::fold::draw(
-            self.config,
-            heads,
-            prior,
-            fold_seed(self.config.seed, k),
-        )
+        super::fold::draw(self.config, heads, prior, fold_seed(self.config.seed, k))
     }
 
     /// Fold `k`'s Table 1 rows, spread and diagnostics, written to the cache and read back from it,
@@ -272,7 +271,10 @@ impl<'a> Experiment<'a> {
         draws: &Draws,
     ) -> Result<FoldOutput> {
         let fold = &self.folds[k];
-        let mut models = vec![heads.ctpa_row(BASELINES, fold), heads.cxr_row(BASELINES, fold)];
+        let mut models = vec![
+            heads.ctpa_row(BASELINES, fold),
+            heads.cxr_row(BASELINES, fold),
+        ];
         models.extend(students);
         let params = prior.prior.num_params() as u64;
         models.push(FoldRow::new(PRIOR, CMKD, params, &draws.mean, fold));

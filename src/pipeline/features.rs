@@ -25,10 +25,10 @@ pub struct Features {
 
 /// Prefix of the pretrained CTPA sequence ViT's weights: the per-fold CTPA head starts from them
 /// (see [`PipelineConfig::warm_start_heads`]).
-pub const INIT_CTPA: &str = "init/ctpa/";
+pub(crate) const INIT_CTPA: &str = "init/ctpa/";
 /// Prefix of the PE-supervised X-ray classifier's projection and head (only with
 /// [`XrayBackbone::CtOnlyPeLabels`]).
-pub const INIT_CXR: &str = "init/cxr/";
+pub(crate) const INIT_CXR: &str = "init/cxr/";
 
 /// Everything phase A gives the folds.
 pub struct PhaseA {
@@ -36,7 +36,7 @@ pub struct PhaseA {
     pub cohort: Features,
     /// The CT-only pretraining set's features (its radiographs through the same X-ray backbone).
     pub pretrain: Features,
-    /// Pretrained weights the per-fold heads may start from, by [`INIT_CTPA`] / [`INIT_CXR`] prefix.
+    /// Pretrained weights the per-fold heads may start from, by `init/ctpa/` / `init/cxr/` prefix.
     pub init: HashMap<String, Tensor>,
 }
 

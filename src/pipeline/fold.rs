@@ -1,6 +1,6 @@
 //! One fold's models, phase by phase: phase A's per-fold classifiers ([`FoldHeads`]), phase B's
-//! prior ([`train_prior`]) and phase C's draws ([`draw`]), with the typed row each model leaves
-//! in the tables ([`FoldRow`]).
+//! prior (`train_prior`) and phase C's draws (`draw`), both reached through
+//! [`super::Experiment`], with the typed row each model leaves in the tables ([`FoldRow`]).
 
 use candle_core::{Device, Tensor};
 use cxr_encoder::FitConfig;
@@ -160,7 +160,10 @@ impl FoldHeads {
             .map(|&i| (feats.seqs[i].clone(), label(i)))
             .collect();
         let lr = config.head_lr;
-        ctpa.fit(&data, fit_config(config, lr, Stream::CtpaHeadFit.of(fold_seed)))?;
+        ctpa.fit(
+            &data,
+            fit_config(config, lr, Stream::CtpaHeadFit.of(fold_seed)),
+        )?;
         let (ctpa_z, ctpa_p) = ctpa.embed(&feats.seqs, config.batch_size)?;
         let (pre_ctpa_z, _) = ctpa.embed(&pre.seqs, config.batch_size)?;
 
@@ -179,7 +182,10 @@ impl FoldHeads {
             .map(|&i| Ok((feats.cxr.get(i)?, label(i))))
             .collect::<Result<_>>()?;
         let lr = config.cxr_head_lr;
-        cxr.fit(&data, fit_config(config, lr, Stream::CxrHeadFit.of(fold_seed)))?;
+        cxr.fit(
+            &data,
+            fit_config(config, lr, Stream::CxrHeadFit.of(fold_seed)),
+        )?;
         let (cxr_z, cxr_p) = cxr.embed(&feats.cxr)?;
         let (pre_cxr_z, _) = cxr.embed(&pre.cxr)?;
         Ok(Self {

@@ -14,7 +14,7 @@ use kd_losses::EmbeddingClassifier;
 use super::error::Result;
 
 /// Pads sequences `(len_i, d)` to `(batch, max_len, d)`.
-pub fn pad_sequences(seqs: &[&Tensor]) -> Result<(Tensor, Vec<usize>)> {
+pub(crate) fn pad_sequences(seqs: &[&Tensor]) -> Result<(Tensor, Vec<usize>)> {
     let lengths: Vec<usize> = seqs
         .iter()
         .map(|s| s.dim(0))
@@ -37,7 +37,7 @@ pub fn pad_sequences(seqs: &[&Tensor]) -> Result<(Tensor, Vec<usize>)> {
 
 /// Embeddings `(n, embed_dim)` and PE probabilities of slice-embedding sequences through `vit`, in
 /// evaluation mode, `batch` sequences at a time.
-pub fn embed_sequences(
+pub(crate) fn embed_sequences(
     vit: &SequenceVit,
     seqs: &[Tensor],
     batch: usize,
@@ -191,7 +191,7 @@ impl EmbeddingClassifier for &CxrHead {
 }
 
 /// Element-wise sigmoid of a logit vector, as f64.
-pub fn sigmoid_vec(logit: &Tensor) -> Result<Vec<f64>> {
+pub(crate) fn sigmoid_vec(logit: &Tensor) -> Result<Vec<f64>> {
     Ok(candle_nn::ops::sigmoid(logit)?
         .to_dtype(DType::F64)?
         .flatten_all()?

@@ -30,7 +30,7 @@ fn p_value(p: Option<f64>) -> String {
 
 /// A table with sections, AUC [95% CI], (with `spread`, the AUC's mean and SD over seeds),
 /// accuracy, specificity, sensitivity (percent), parameters, DeLong p vs CXR-only, Brier score and ECE.
-pub fn metrics_table(
+pub(crate) fn metrics_table(
     models: &[ModelScores],
     metrics: &[ModelMetrics],
     with_p: bool,
@@ -92,6 +92,25 @@ pub fn metrics_table(
 
 /// The whole report.
 pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -> String {
+    let mut s = header(report);
+    s.push_str(&table1_section(report, table1));
+    s.push_str(&reading(report));
+    if !table2.is_empty() {
+        s.push_str("## Table 2: ablations of the diffusion prior\n\n");
+        s.push_str(&metrics_table(table2, &report.table2, false, &[]));
+        s.push_str("\nThe CXR encoder choice of the paper's Table 2 (RadImageNet / DINOv2 / BiomedCLIP weights) is not \
+            run: no pretrained weights are available offline, and the synthetic X-rays are not natural images.\n");
+    }
+    s.push_str("\n## Figures\n\n- `figures/roc.png`: ROC curves of Table 1.\n- `figures/reliability_prior.png`: calibration of the prior.\n");
+    if report.config.tsne {
+        s.push_str("- `figures/tsne_{beginning,middle,end}.png`: t-SNE of true CTPA, generated CTPA and CXR embeddings of fold 1's test patients during prior training.\n");
+    }
+    s.push_str("\nFiles: `report.json` (all numbers), `table1.csv`, `table2.csv` (with `--ablations`), `predictions.csv` (out-of-fold probabilities).\n");
+    s
+}
+
+/// The title and the paragraphs on the data, the settings and the X-ray backbone.
+fn header(report: &Report) -> String {
     let c = &report.config;
     let mut s = String::new();
     s.push_str(
@@ -145,6 +164,12 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
             XrayBackbone::CtOnlyPeLabels => String::new(),
         }
     ));
+    s
+}
+
+/// Table 1, the seeds note and which data each model used.
+fn table1_section(report: &Report, table1: &[ModelScores]) -> String {
+    let mut s = String::new();
     s.push_str("## Table 1\n\nAUC: pooled out-of-fold predictions with the DeLong 95% CI. Accuracy, specificity and \
         sensitivity (%): mean over test folds, each at the Youden threshold chosen on its training folds. \
         Trainable parameters: those optimised in one fold (the frozen pretrained slice CNN and X-ray backbone are \
@@ -167,6 +192,12 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
     for d in &report.data_use {
         s.push_str(&format!("- **{}**: {}\n", d.model, d.summary));
     }
+    s
+}
+
+/// The reading of Table 1, the prior's uncertainty and losses, and the diagnostics.
+fn reading(report: &Report) -> String {
+    let mut s = String::new();
     let auc = |name: &str| {
         report
             .table1
@@ -215,17 +246,6 @@ pub fn render(report: &Report, table1: &[ModelScores], table2: &[ModelScores]) -
     if let Some(d) = &report.diagnostics {
         s.push_str(&diagnostics_section(d, auc(PRIOR)));
     }
-    if !table2.is_empty() {
-        s.push_str("## Table 2: ablations of the diffusion prior\n\n");
-        s.push_str(&metrics_table(table2, &report.table2, false, &[]));
-        s.push_str("\nThe CXR encoder choice of the paper's Table 2 (RadImageNet / DINOv2 / BiomedCLIP weights) is not \
-            run: no pretrained weights are available offline, and the synthetic X-rays are not natural images.\n");
-    }
-    s.push_str("\n## Figures\n\n- `figures/roc.png`: ROC curves of Table 1.\n- `figures/reliability_prior.png`: calibration of the prior.\n");
-    if c.tsne {
-        s.push_str("- `figures/tsne_{beginning,middle,end}.png`: t-SNE of true CTPA, generated CTPA and CXR embeddings of fold 1's test patients during prior training.\n");
-    }
-    s.push_str("\nFiles: `report.json` (all numbers), `table1.csv`, `table2.csv` (with `--ablations`), `predictions.csv` (out-of-fold probabilities).\n");
     s
 }
 
