@@ -17,9 +17,14 @@
 //!   DeLong tests, calibration, ROC, reliability and t-SNE figures; [`diagnostics`]: the prior's
 //!   conditional fidelity against a linear reference, its sampling noise and what it follows.
 //!
-//! [`run::run_synthetic`] runs it all; every phase is cached by configuration hash ([`run`]).
+//! [`Experiment`] holds the phases as calls (as `examples/pe_cxr.rs` makes them);
+//! [`run::run_synthetic`] and the other `run_*` entry points make the same calls; every phase is
+//! cached by configuration hash.
 //! [`seeds::run_seeds`] repeats it over seeds; [`sweep::run_sweep`] asks when the prior pays off
 //! (label efficiency).
+//!
+//! The rest of this page is `docs/pipeline.md`: the map from the paper to the API.
+#![doc = include_str!("../../docs/pipeline.md")]
 
 pub mod ablations;
 pub mod baselines;
