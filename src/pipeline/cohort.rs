@@ -13,8 +13,9 @@ use med_io::{CtPreprocess, CxrPreprocess, Image2d, SeriesOptions, Volume};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-use super::config::{fnv_update, DataConfig, FNV_OFFSET};
+use super::config::DataConfig;
 use super::error::{PipelineError, Result};
+use cmkd_train::hash::{fnv1a_update, FNV_OFFSET};
 
 /// The paper's CT window in HU.
 pub const CT_WINDOW: (f32, f32) = (-100.0, 900.0);
@@ -318,15 +319,15 @@ impl PairedCohort {
     /// A 16-hex-digit FNV-1a fingerprint of every id, label, voxel and pixel: part of the cache key, so
     /// that two cohorts never share cached results and an identical cohort read from disk reuses them.
     pub fn fingerprint(&self) -> String {
-        let mut h = fnv_update(FNV_OFFSET, &(self.len() as u64).to_le_bytes());
+        let mut h = fnv1a_update(FNV_OFFSET, &(self.len() as u64).to_le_bytes());
         for p in &self.patients {
-            h = fnv_update(h, p.id.as_bytes());
-            h = fnv_update(h, &[u8::from(p.label)]);
+            h = fnv1a_update(h, p.id.as_bytes());
+            h = fnv1a_update(h, &[u8::from(p.label)]);
             for d in p.ctpa.dims() {
-                h = fnv_update(h, &(d as u64).to_le_bytes());
+                h = fnv1a_update(h, &(d as u64).to_le_bytes());
             }
             for v in p.ctpa.data().iter().chain(p.cxr.data()) {
-                h = fnv_update(h, &v.to_le_bytes());
+                h = fnv1a_update(h, &v.to_le_bytes());
             }
         }
         format!("{h:016x}")

@@ -405,7 +405,9 @@ impl PipelineConfig {
 
     /// A stable hash of the settings (FNV-1a over the JSON), naming the cache folder.
     pub fn hash(&self) -> Result<String> {
-        Ok(fnv_hex(serde_json::to_string(self)?.as_bytes()))
+        Ok(cmkd_train::hash::fnv1a_hex(
+            serde_json::to_string(self)?.as_bytes(),
+        ))
     }
 
     /// Hash of the settings the CT half of phase A (slice CNN pretraining and slice-sequence
@@ -420,7 +422,9 @@ impl PipelineConfig {
             "vit_depth": self.vit_depth,
             "classifier_batch": self.classifier_batch,
         });
-        Ok(fnv_hex(serde_json::to_string(&key)?.as_bytes()))
+        Ok(cmkd_train::hash::fnv1a_hex(
+            serde_json::to_string(&key)?.as_bytes(),
+        ))
     }
 
     /// Hash of the settings the X-ray half of phase A (backbone pretraining and feature extraction)
@@ -438,25 +442,10 @@ impl PipelineConfig {
             key["findings_patients"] = self.findings_patients.into();
             key["finding_prob"] = self.finding_prob.into();
         }
-        Ok(fnv_hex(serde_json::to_string(&key)?.as_bytes()))
+        Ok(cmkd_train::hash::fnv1a_hex(
+            serde_json::to_string(&key)?.as_bytes(),
+        ))
     }
-}
-
-/// 64-bit FNV-1a of `bytes` as 16 hex digits (stable across platforms and releases).
-pub(crate) fn fnv_hex(bytes: &[u8]) -> String {
-    format!("{:016x}", fnv_update(FNV_OFFSET, bytes))
-}
-
-/// FNV-1a's initial state.
-pub(crate) const FNV_OFFSET: u64 = 0xcbf29ce484222325;
-
-/// Continues a 64-bit FNV-1a hash `h` over `bytes` (for hashing data piece by piece).
-pub(crate) fn fnv_update(mut h: u64, bytes: &[u8]) -> u64 {
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl<'a> Experiment<'a> {
         cohort.validate()?;
         pretrain_set.validate()?;
         // The key covers the data too: a manifest cohort never reuses a synthetic run's cache.
-        let hash = super::config::fnv_hex(
+        let hash = cmkd_train::hash::fnv1a_hex(
             format!(
                 "{}/{}/{}",
                 config.hash()?,

@@ -8,12 +8,13 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::cohort::{FindingsSet, PairedCohort};
-use super::config::{fnv_hex, PipelineConfig, XrayBackbone};
+use super::config::{PipelineConfig, XrayBackbone};
 use super::encoders::{
     cxr_features, pretrain_ctpa, pretrain_cxr, pretrain_cxr_findings, slice_sequences,
 };
 use super::error::{PipelineError, Result};
 use super::heads::embed_sequences;
+use cmkd_train::hash::fnv1a_hex;
 
 /// Frozen features of one patient set: slice sequences and X-ray backbone features.
 pub struct Features {
@@ -58,7 +59,7 @@ fn cache_dir(
         s.push('/');
         s.push_str(&d.fingerprint());
     }
-    let dir = root.join(format!("phase-a-{half}-{}", fnv_hex(s.as_bytes())));
+    let dir = root.join(format!("phase-a-{half}-{}", fnv1a_hex(s.as_bytes())));
     std::fs::create_dir_all(&dir).map_err(|e| PipelineError::io(&dir, e))?;
     Ok(dir)
 }

@@ -34,6 +34,7 @@ pub mod dropout;
 pub mod ema;
 pub mod error;
 pub mod guard;
+pub mod hash;
 pub mod init;
 pub mod kernel;
 pub mod norm;

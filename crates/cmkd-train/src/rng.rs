@@ -15,11 +15,7 @@ use crate::Result;
 /// variables, or noise and dropout) get independent, order-free streams from one user seed.
 pub fn stream(seed: u64, name: &str) -> StdRng {
     // FNV-1a over the name, mixed with the seed by splitmix64: stable across platforms and releases.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::hash::fnv1a(name.as_bytes());
     StdRng::seed_from_u64(splitmix64(seed ^ splitmix64(h)))
 }
 
