@@ -98,6 +98,8 @@ fn trainer_config(
     }
 }
 
+/// The term `loss` adds to the prior's L2 (before its weight `lambda`), on the prediction and the
+/// true CTPA embedding through the frozen teacher head; `None` for L2 alone.
 fn objective_for(
     loss: PriorLoss,
     dim: usize,
@@ -105,7 +107,12 @@ fn objective_for(
     device: &Device,
 ) -> Result<Option<Box<dyn Objective>>> {
     Ok(match loss {
-        PriorLoss::L2 | PriorLoss::L2Bce => None,
+        PriorLoss::L2 => None,
+        // The paper's term: BCE of the head on the prediction against the teacher's own
+        // probability on the true embedding (no label).
+        PriorLoss::L2Bce => Some(Box::new(kd_losses::Bce::new(kd_losses::BceConfig {
+            target: kd_losses::BceTarget::TeacherProbability,
+        }))),
         PriorLoss::L2Aft => {
             let mut c = kd_losses::AftKdConfig::new(dim, dim);
             c.blocks = if dim % 8 == 0 { 8 } else { 4 };
@@ -166,12 +173,13 @@ fn new_prior(
     )?)
 }
 
-/// The term `loss` adds to the prior's L2 on each batch, through the frozen teacher head: the BCE
-/// against the teacher's own probability, or an ablation objective (`labels`: 0/1 per training row,
-/// read by ProtoKD only).
+/// `lambda` times `objective` on each batch, through the frozen teacher head (`labels`: 0/1 per
+/// training row, read by ProtoKD only). With `mse_weight = 1 - lambda` in the trainer, the prior's
+/// loss is the paper's `(1 - lambda) L2 + lambda * BCE` (or an ablation's objective in the BCE's
+/// place).
 fn extra_loss<'a>(
-    loss: PriorLoss,
-    objective: &'a Option<Box<dyn Objective>>,
+    objective: &'a dyn Objective,
+    lambda: f64,
     teacher: &'a SequenceVit,
     labels: &'a Tensor,
 ) -> impl FnMut(&ExtraLossInput) -> diffusion_prior::Result<Tensor> + 'a {
@@ -182,30 +190,24 @@ fn extra_loss<'a>(
         let head = |z: &Tensor| teacher.head_logit(z).map_err(|e| to_prior(e.into()));
         let s_logit = head(input.pred)?;
         let t_logit = head(input.target)?.detach();
-        match (objective, loss) {
-            (None, _) => {
-                let p = candle_nn::ops::sigmoid(&t_logit)?;
-                cxr_encoder::bce_with_logits(&s_logit, &p).map_err(|e| to_prior(e.into()))
-            }
-            (Some(obj), _) => {
-                let idx = Tensor::from_vec(
-                    input.indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-                    input.indices.len(),
-                    labels.device(),
-                )?;
-                let y = labels.index_select(&idx, 0)?;
-                let views = Views {
-                    student_embedding: input.pred,
-                    student_logit: &s_logit,
-                    teacher_embedding: &input.target.detach(),
-                    teacher_logit: &t_logit,
-                    labels: &y,
-                };
-                obj.loss(&views)
-                    .map(|t| t.total)
-                    .map_err(|e| to_prior(e.into()))
-            }
-        }
+        let idx = Tensor::from_vec(
+            input.indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            input.indices.len(),
+            labels.device(),
+        )?;
+        let y = labels.index_select(&idx, 0)?;
+        let views = Views {
+            student_embedding: input.pred,
+            student_logit: &s_logit,
+            teacher_embedding: &input.target.detach(),
+            teacher_logit: &t_logit,
+            labels: &y,
+        };
+        let term = objective
+            .loss(&views)
+            .map(|t| t.total)
+            .map_err(|e| to_prior(e.into()))?;
+        Ok(term.affine(lambda, 0.0)?)
     }
 }
 
@@ -249,7 +251,9 @@ pub fn train_prior(
         Stream::PriorObjective.of(seed),
         &device,
     )?;
-    let mut extra = extra_loss(loss, &objective, teacher, labels);
+    let mut extra = objective
+        .as_deref()
+        .map(|o| extra_loss(o, config.lambda, teacher, labels));
     if let Some(pairs) = pretrain {
         if config.prior_pretrain_epochs > 0 {
             prior = pretrain_prior(config, prior, pairs, Stream::PriorPretrain.of(seed))?;
@@ -277,11 +281,10 @@ pub fn train_prior(
                 Control::Continue
             }
         };
-        if loss != PriorLoss::L2 {
-            trainer.fit(&data, Some(&mut extra), &mut cb)?;
-        } else {
-            trainer.fit(&data, None, &mut cb)?;
-        }
+        match extra.as_mut() {
+            Some(extra) => trainer.fit(&data, Some(extra), &mut cb)?,
+            None => trainer.fit(&data, None, &mut cb)?,
+        };
         if trainer.epoch() >= config.prior_epochs {
             break;
         }
@@ -395,5 +398,56 @@ mod tests {
             assert!((sd[i] - (a - b).abs() / 2f64.sqrt()).abs() < 1e-9);
         }
         assert_eq!(sd[0], 0.0);
+    }
+
+    /// The prior's added term is `lambda` times the BCE of the teacher head on the prediction
+    /// against the teacher's probability on the true embedding (the paper's `0.2 BCE` at 0.2).
+    #[test]
+    fn the_bce_term_is_weighted_by_lambda() {
+        let dev = Device::Cpu;
+        let config = SequenceVitConfig {
+            in_dim: 4,
+            width: 8,
+            depth: 1,
+            heads: 1,
+            mlp_ratio: 2,
+            positions: 4,
+            layer_scale: 1.0,
+            eps: 1e-6,
+            embed_dim: 4,
+        };
+        let vit = SequenceVit::new(config, 3, candle_core::DType::F32, &dev).unwrap();
+        let pred = Tensor::new(&[[0.3f32, -0.2, 0.5, 0.1], [1.0, 0.4, -0.7, 0.2]], &dev).unwrap();
+        let target = Tensor::new(&[[0.1f32, 0.2, -0.3, 0.4], [-1.0, 0.0, 0.6, 0.3]], &dev).unwrap();
+        let cond = Tensor::zeros((2, 3), candle_core::DType::F32, &dev).unwrap();
+        let labels = Tensor::new(&[0f32, 1.0, 1.0], &dev).unwrap();
+        let objective = objective_for(PriorLoss::L2Bce, 4, 0, &dev)
+            .unwrap()
+            .unwrap();
+        let input = ExtraLossInput {
+            pred: &pred,
+            target: &target,
+            cond: &cond,
+            indices: &[2, 0],
+            step: 0,
+        };
+        let got = extra_loss(objective.as_ref(), 0.2, &vit, &labels)(&input)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let s = vit.head_logit(&pred).unwrap().to_vec1::<f32>().unwrap();
+        let t = vit.head_logit(&target).unwrap().to_vec1::<f32>().unwrap();
+        let bce: f32 = s
+            .iter()
+            .zip(&t)
+            .map(|(&s, &t)| {
+                let p = 1.0 / (1.0 + (-t).exp());
+                let q = 1.0 / (1.0 + (-s).exp());
+                -(p * q.ln() + (1.0 - p) * (1.0 - q).ln())
+            })
+            .sum::<f32>()
+            / 2.0;
+        assert!((got - 0.2 * bce).abs() < 1e-5, "{got} vs {}", 0.2 * bce);
+        assert!(objective_for(PriorLoss::L2, 4, 0, &dev).unwrap().is_none());
     }
 }
