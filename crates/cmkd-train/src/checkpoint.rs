@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -14,57 +14,44 @@ use serde::Serialize;
 
 use crate::{params, Error, Result};
 
-/// Writes `bytes` to `path` atomically (temporary file, fsync, rename). Creates the parent folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The folder of `path` (created) and a temporary file in it, removed when dropped unless
+/// persisted.
+fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
+    tempfile::Builder::new()
+        .prefix(".")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// Syncs the complete temporary file and renames it over `path`.
+fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename). Creates the parent folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = temp_beside(path)?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    persist(tmp, path)
 }
 
 /// Saves named tensors as a safetensors file, atomically.
 pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = temp_path(path);
-    // Candle serialises from device memory; the temporary file keeps the write atomic.
-    if let Err(e) = candle_core::safetensors::save(tensors, &tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::Checkpoint {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        });
-    }
-    let synced = std::fs::File::open(&tmp).and_then(|f| f.sync_all());
-    if let Err(e) = synced.and_then(|_| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    let tmp = temp_beside(path)?;
+    // Candle serialises to a path; the temporary file keeps the write atomic.
+    candle_core::safetensors::save(tensors, tmp.path()).map_err(|e| Error::Checkpoint {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    // fsync through our handle covers the bytes Candle wrote through its own (same file).
+    persist(tmp, path)
 }
 
 /// Loads every tensor of a safetensors file onto `device`.

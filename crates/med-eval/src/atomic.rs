@@ -1,46 +1,48 @@
-//! Atomic file output: write a temporary file in the destination's directory, then rename it, so a
-//! reader never sees a half-written table or plot.
+//! Atomic file output: write a temporary file in the destination's directory, then rename it over
+//! the destination (the `tempfile` crate's `persist`), so a reader never sees a half-written table
+//! or plot.
 
 use crate::error::{EvalError, Result};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use tempfile::NamedTempFile;
 
-/// A temporary path next to `path` that keeps its extension (plotters picks the image format from
-/// it).
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let dir = path.parent().unwrap_or_else(|| Path::new(""));
-    let stem = path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+fn io(path: &Path) -> impl Fn(std::io::Error) -> EvalError + '_ {
+    move |source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A temporary file next to `path` that keeps its extension (plotters picks the image format from
+/// it); removed when dropped unless [`commit`]ted.
+pub(crate) fn temp_file(path: &Path) -> Result<NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let ext = path
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    dir.join(format!(".{stem}.tmp{}{ext}", std::process::id()))
+    tempfile::Builder::new()
+        .prefix(".")
+        .suffix(&ext)
+        .tempfile_in(dir)
+        .map_err(io(path))
 }
 
-/// Renames the finished temporary file onto `path`.
-pub(crate) fn commit(tmp: &Path, path: &Path) -> Result<()> {
-    std::fs::rename(tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(tmp);
-        EvalError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
+/// Syncs the finished temporary file and renames it onto `path`.
+pub(crate) fn commit(tmp: NamedTempFile, path: &Path) -> Result<()> {
+    // fsync through this handle also covers bytes a backend wrote through its own.
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| io(path)(e.error))?;
+    Ok(())
 }
 
 /// Writes `bytes` to `path` atomically.
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let io = |source| EvalError::Io {
-        path: tmp.clone(),
-        source,
-    };
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    commit(&tmp, path)
+    let mut tmp = temp_file(path)?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    commit(tmp, path)
 }

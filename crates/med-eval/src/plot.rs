@@ -98,18 +98,14 @@ fn render_figure<T: Figure>(path: &Path, fig: &T) -> Result<()> {
     };
     match format_of(path)? {
         Format::Png => {
-            let tmp = atomic::temp_path(path);
-            let result = {
-                let root = BitMapBackend::new(&tmp, FIGURE_SIZE).into_drawing_area();
+            let tmp = atomic::temp_file(path)?;
+            {
+                let root = BitMapBackend::new(tmp.path(), FIGURE_SIZE).into_drawing_area();
                 fig.draw(&root)
                     .and_then(|_| root.present())
-                    .map_err(|e| e.to_string())
-            };
-            if let Err(e) = result {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(plot_err(e));
+                    .map_err(|e| plot_err(e.to_string()))?;
             }
-            atomic::commit(&tmp, path)
+            atomic::commit(tmp, path)
         }
         Format::Svg => {
             let mut svg = String::new();
