@@ -184,9 +184,8 @@ fn extra_loss<'a>(
     labels: &'a Tensor,
 ) -> impl FnMut(&ExtraLossInput) -> diffusion_prior::Result<Tensor> + 'a {
     move |input: &ExtraLossInput| {
-        let to_prior = |e: PipelineError| {
-            diffusion_prior::Error::Candle(candle_core::Error::Msg(e.to_string()))
-        };
+        let to_prior =
+            |e: PipelineError| diffusion_prior::Error::Candle(candle_core::Error::wrap(e));
         let head = |z: &Tensor| teacher.head_logit(z).map_err(|e| to_prior(e.into()));
         let s_logit = head(input.pred)?;
         let t_logit = head(input.target)?.detach();

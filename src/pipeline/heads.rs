@@ -90,8 +90,8 @@ impl Classifier for CtpaHead {
     type Error = ctpa_encoder::Error;
 
     fn logits(&self, batch: &[&Tensor], _train: bool) -> Result<Tensor, Self::Error> {
-        let (x, lengths) =
-            pad_sequences(batch).map_err(|e| ctpa_encoder::Error::Input(e.to_string()))?;
+        let (x, lengths) = pad_sequences(batch)
+            .map_err(|e| ctpa_encoder::Error::Candle(candle_core::Error::wrap(e)))?;
         Ok(self.vit.forward(&x, &lengths)?.1)
     }
 
@@ -111,7 +111,7 @@ impl EmbeddingClassifier for TeacherHead<'_> {
     fn logit(&self, embedding: &Tensor) -> candle_core::Result<Tensor> {
         self.0
             .head_logit(embedding)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))
+            .map_err(candle_core::Error::wrap)
     }
 }
 

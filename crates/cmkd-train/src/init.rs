@@ -27,7 +27,7 @@ fn draw(
     dev: &Device,
 ) -> candle_core::Result<Tensor> {
     let mut g = rng::stream(seed, name);
-    let to_candle = |e: crate::Error| candle_core::Error::Msg(e.to_string());
+    let to_candle = |e: crate::Error| candle_core::Error::wrap(e);
     match init {
         Init::Const(c) => Tensor::ones(shape, dtype, dev)?.affine(c, 0.0),
         Init::Randn { mean, stdev } => {
