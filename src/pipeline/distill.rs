@@ -146,14 +146,15 @@ fn new_prior(
     let (c, e) = (fit.0.dim(1)?, fit.1.dim(1)?);
     let heads = (config.prior_dim / 32).max(1);
     let mut options = PriorOptions::new(
-        PriorConfig::dalle2(
-            e,
-            c,
-            config.prior_dim,
-            config.prior_depth,
+        PriorConfig {
+            embed_dim: e,
+            cond_dim: c,
+            dim: config.prior_dim,
+            depth: config.prior_depth,
             heads,
-            config.prior_dim / heads,
-        ),
+            dim_head: config.prior_dim / heads,
+            ..PriorConfig::default()
+        },
         BetaSchedule::Cosine,
         config.timesteps,
     );

@@ -56,7 +56,13 @@ fn main() -> diffusion_prior::Result<()> {
     let (c, z) = data(4096, 0, &dev)?;
     let network = PriorConfig {
         time_embedding: TimeEmbedding::Sinusoidal,
-        ..PriorConfig::dalle2(2, 2, 32, 2, 2, 16)
+        embed_dim: 2,
+        cond_dim: 2,
+        dim: 32,
+        depth: 2,
+        heads: 2,
+        dim_head: 16,
+        ..PriorConfig::default()
     };
     let options = PriorOptions::new(network, BetaSchedule::Cosine, 1000);
     let prior = DiffusionPrior::new(

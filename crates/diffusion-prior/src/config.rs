@@ -69,6 +69,21 @@ pub struct PriorConfig {
     pub ff_dropout: f64,
 }
 
+/// The DALLE2 network at the published width and depth (embeddings of 512, 12 blocks of 12 heads
+/// of 64, SwiGLU x4, NormFormer, rotary, cosine-sim attention, a 1000-row time table) without the
+/// published 77 null text tokens and dropout: the base that a smaller network overrides by name,
+/// `PriorConfig { dim: 64, depth: 2, ..Default::default() }`.
+impl Default for PriorConfig {
+    fn default() -> Self {
+        Self {
+            prefix_tokens: 0,
+            attn_dropout: 0.0,
+            ff_dropout: 0.0,
+            ..Self::published()
+        }
+    }
+}
+
 impl PriorConfig {
     /// The published prior (meshims/Cross-Modal_CXR-CTPA_Knowledge_Distillation on DALLE2-pytorch
     /// 1.15.6): dim 512, depth 12, 12 heads of 64, SwiGLU 2048, NormFormer, rotary, dropout 0.05,
@@ -94,48 +109,13 @@ impl PriorConfig {
         }
     }
 
-    /// A DALLE2-style network of the given size with no prefix tokens and no dropout.
-    pub fn dalle2(
-        embed_dim: usize,
-        cond_dim: usize,
-        dim: usize,
-        depth: usize,
-        heads: usize,
-        dim_head: usize,
-    ) -> Self {
-        Self {
-            embed_dim,
-            cond_dim,
-            dim,
-            depth,
-            heads,
-            dim_head,
-            ff_mult: 4,
-            style: Style::Dalle2 {
-                cosine_sim_scale: 16.0,
-                rotary: true,
-                normformer: true,
-            },
-            time_embedding: TimeEmbedding::Learned { rows: 1000 },
-            prefix_tokens: 0,
-            attn_dropout: 0.0,
-            ff_dropout: 0.0,
-        }
-    }
-
-    /// A plain pre-norm transformer of the given size (sinusoidal time embedding, no dropout).
-    pub fn plain(
-        embed_dim: usize,
-        cond_dim: usize,
-        dim: usize,
-        depth: usize,
-        heads: usize,
-        dim_head: usize,
-    ) -> Self {
+    /// A plain pre-norm transformer (sinusoidal time embedding, no dropout) at the default's sizes,
+    /// which a caller overrides by name.
+    pub fn plain() -> Self {
         Self {
             style: Style::PreNorm,
             time_embedding: TimeEmbedding::Sinusoidal,
-            ..Self::dalle2(embed_dim, cond_dim, dim, depth, heads, dim_head)
+            ..Self::default()
         }
     }
 

@@ -18,7 +18,7 @@
 //! let dev = Device::Cpu;
 //! let cond = Tensor::randn(0f32, 1.0, (8, 6), &dev)?;
 //! let target = Tensor::randn(0f32, 1.0, (8, 4), &dev)?;
-//! let options = PriorOptions::new(PriorConfig::dalle2(4, 6, 16, 1, 2, 8), BetaSchedule::Cosine, 16);
+//! let options = PriorOptions::new(PriorConfig { embed_dim: 4, cond_dim: 6, dim: 16, depth: 1, heads: 2, dim_head: 8, ..Default::default() }, BetaSchedule::Cosine, 16);
 //! let prior = DiffusionPrior::new(options, NormKind::Identity, NormKind::Identity, &cond, &target, 7, DType::F32, &dev)?;
 //! let mut sampler = Ddim::new(prior.schedule().clone(), prior.prediction(), 4, 0.0)?;
 //! let mut rng = cmkd_train::rng::stream(0, "sample");

@@ -651,7 +651,13 @@ mod tests {
             attn_dropout: 0.1,
             ff_dropout: 0.1,
             time_embedding: TimeEmbedding::Learned { rows: 16 },
-            ..PriorConfig::dalle2(4, 6, 16, 2, 2, 8)
+            embed_dim: 4,
+            cond_dim: 6,
+            dim: 16,
+            depth: 2,
+            heads: 2,
+            dim_head: 8,
+            ..PriorConfig::default()
         };
         let map = candle_nn::VarMap::new();
         let vb = cmkd_train::seeded_var_builder(&map, 1, DType::F32, &dev);

@@ -543,7 +543,13 @@ mod tests {
         let dev = Device::Cpu;
         let config = PriorConfig {
             time_embedding: TimeEmbedding::Learned { rows: 8 },
-            ..PriorConfig::dalle2(2, 3, 8, 1, 2, 4)
+            embed_dim: 2,
+            cond_dim: 3,
+            dim: 8,
+            depth: 1,
+            heads: 2,
+            dim_head: 4,
+            ..PriorConfig::default()
         };
         let prior = DiffusionPrior::from_parts(
             PriorOptions::new(config, BetaSchedule::Cosine, 8),

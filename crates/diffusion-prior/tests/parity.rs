@@ -17,7 +17,13 @@ fn small_config() -> PriorConfig {
         ff_mult: 2,
         prefix_tokens: 5,
         time_embedding: TimeEmbedding::Learned { rows: 16 },
-        ..PriorConfig::dalle2(32, 32, 32, 2, 2, 40)
+        embed_dim: 32,
+        cond_dim: 32,
+        dim: 32,
+        depth: 2,
+        heads: 2,
+        dim_head: 40,
+        ..PriorConfig::default()
     }
 }
 

@@ -59,7 +59,13 @@ fn every_sampler_recovers_the_conditional_distribution() {
     let (c, z) = data(1024);
     let network = PriorConfig {
         time_embedding: TimeEmbedding::Sinusoidal,
-        ..PriorConfig::dalle2(2, 2, 32, 2, 2, 16)
+        embed_dim: 2,
+        cond_dim: 2,
+        dim: 32,
+        depth: 2,
+        heads: 2,
+        dim_head: 16,
+        ..PriorConfig::default()
     };
     // v prediction: its x0 estimate carries a skip term `sqrt(ab) x_t`, so a net this small need
     // not reproduce x_t at low noise itself. With x0 prediction (the published setting, covered by

@@ -40,7 +40,13 @@ fn dalle2_small() -> PriorConfig {
         attn_dropout: 0.1,
         ff_dropout: 0.1,
         time_embedding: diffusion_prior::TimeEmbedding::Learned { rows: 32 },
-        ..PriorConfig::dalle2(2, 3, 16, 2, 2, 8)
+        embed_dim: 2,
+        cond_dim: 3,
+        dim: 16,
+        depth: 2,
+        heads: 2,
+        dim_head: 8,
+        ..PriorConfig::default()
     }
 }
 
@@ -71,7 +77,13 @@ fn every_parameter_gets_a_finite_nonzero_gradient() {
         dalle2_small(),
         PriorConfig {
             prefix_tokens: 2,
-            ..PriorConfig::plain(2, 3, 16, 2, 2, 8)
+            embed_dim: 2,
+            cond_dim: 3,
+            dim: 16,
+            depth: 2,
+            heads: 2,
+            dim_head: 8,
+            ..PriorConfig::plain()
         },
     ] {
         let prior = small_prior(cfg.clone(), 0.5, &c, &z);
