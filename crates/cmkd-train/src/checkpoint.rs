@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -66,6 +66,26 @@ pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tens
         path: path.to_path_buf(),
         reason: format!("not a readable safetensors file: {e}"),
     })
+}
+
+/// The weights file of a model folder (the name candle and the Hugging Face hub use).
+pub const MODEL_WEIGHTS: &str = "model.safetensors";
+/// The configuration file of a model folder.
+pub const MODEL_CONFIG: &str = "config.json";
+
+/// The path of `name` in the model folder `dir`, or of the first of `legacy` (the same file under a
+/// name earlier versions wrote) that exists there; `dir/name` when none does, so that a missing
+/// file is reported under the current layout's name.
+pub fn model_file(dir: &Path, name: &str, legacy: &[&str]) -> PathBuf {
+    let current = dir.join(name);
+    if current.exists() {
+        return current;
+    }
+    legacy
+        .iter()
+        .map(|l| dir.join(l))
+        .find(|p| p.exists())
+        .unwrap_or(current)
 }
 
 /// Saves all variables of `map` (sorted by name) atomically.
@@ -156,6 +176,30 @@ pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 mod tests {
     use super::*;
     use candle_core::DType;
+
+    #[test]
+    fn a_model_file_falls_back_to_its_legacy_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(
+            model_file(d, MODEL_WEIGHTS, &["weights.safetensors"]),
+            d.join(MODEL_WEIGHTS)
+        );
+        std::fs::write(d.join("weights.safetensors"), b"x").unwrap();
+        assert_eq!(
+            model_file(
+                d,
+                MODEL_WEIGHTS,
+                &["old.safetensors", "weights.safetensors"]
+            ),
+            d.join("weights.safetensors")
+        );
+        std::fs::write(d.join(MODEL_WEIGHTS), b"x").unwrap();
+        assert_eq!(
+            model_file(d, MODEL_WEIGHTS, &["weights.safetensors"]),
+            d.join(MODEL_WEIGHTS)
+        );
+    }
 
     #[test]
     fn varmap_round_trip_and_errors() {

@@ -29,7 +29,6 @@ pub struct CtpaEncoderConfig {
     /// Slices encoded per pass of the slice network (bounds memory on long volumes).
     pub slice_chunk: usize,
 }
-
 impl CtpaEncoderConfig {
     /// A small configuration for CPU budgets: [`SliceCnn::small_config`] (64-d slices), a 2-block
     /// width-64 ViT with 64 learned positions and a 512-d embedding; trained end to end.
@@ -78,26 +77,43 @@ impl CtpaEncoder<SliceCnn> {
         Ok(enc)
     }
 
-    /// Saves `slice.safetensors`, `vit.safetensors` and `config.json` into `dir` (each atomically).
+    /// Saves `model.safetensors` (the slice CNN's tensors under `slice.`, the sequence ViT's under
+    /// `vit.`) and `config.json` into `dir` (each atomically).
     pub fn save(&self, dir: &Path) -> Result<()> {
+        use cmkd_train::checkpoint::{save_json, save_tensors, MODEL_CONFIG, MODEL_WEIGHTS};
         let config = self
             .config
             .ok_or_else(|| Error::Input("encoder has no configuration to save".into()))?;
         let mut c = config;
         c.freeze_slice = self.slice.is_frozen();
-        cmkd_train::checkpoint::save_varmap(&dir.join("slice.safetensors"), self.slice.var_map())?;
-        cmkd_train::checkpoint::save_varmap(&dir.join("vit.safetensors"), self.vit.var_map())?;
-        cmkd_train::checkpoint::save_json(&dir.join("config.json"), &c)?;
+        let mut tensors = std::collections::HashMap::new();
+        for (prefix, map) in [
+            (SLICE_PREFIX, self.slice.var_map()),
+            (VIT_PREFIX, self.vit.var_map()),
+        ] {
+            for (name, var) in cmkd_train::sorted_vars(map) {
+                tensors.insert(format!("{prefix}{name}"), var.as_tensor().clone());
+            }
+        }
+        save_tensors(&dir.join(MODEL_WEIGHTS), &tensors)?;
+        save_json(&dir.join(MODEL_CONFIG), &c)?;
         Ok(())
     }
 
-    /// Loads an encoder saved by [`CtpaEncoder::save`]; missing or mis-shaped tensors are named.
+    /// Loads an encoder saved by [`CtpaEncoder::save`], or by earlier versions (`slice.safetensors`
+    /// and `vit.safetensors`); missing or mis-shaped tensors are named.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        let config: CtpaEncoderConfig =
-            cmkd_train::checkpoint::load_json(&dir.join("config.json"))?;
+        use cmkd_train::checkpoint::{load_json, MODEL_CONFIG, MODEL_WEIGHTS};
+        let config: CtpaEncoderConfig = load_json(&dir.join(MODEL_CONFIG))?;
         let enc = Self::new(config, 0, dtype, device)?;
-        cxr_encoder::load_into(enc.slice.var_map(), &dir.join("slice.safetensors"), "", "")?;
-        cxr_encoder::load_into(enc.vit.var_map(), &dir.join("vit.safetensors"), "", "")?;
+        let one = dir.join(MODEL_WEIGHTS);
+        if one.exists() {
+            cxr_encoder::load_into(enc.slice.var_map(), &one, "", SLICE_PREFIX)?;
+            cxr_encoder::load_into(enc.vit.var_map(), &one, "", VIT_PREFIX)?;
+        } else {
+            cxr_encoder::load_into(enc.slice.var_map(), &dir.join("slice.safetensors"), "", "")?;
+            cxr_encoder::load_into(enc.vit.var_map(), &dir.join("vit.safetensors"), "", "")?;
+        }
         Ok(enc)
     }
 

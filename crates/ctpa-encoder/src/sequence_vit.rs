@@ -178,19 +178,22 @@ impl SequenceVit {
         cmkd_train::sorted_vars(&self.map)
     }
 
-    /// Saves `weights.safetensors` and `config.json` into `dir` (each atomically).
+    /// Saves `model.safetensors` and `config.json` into `dir` (each atomically).
     pub fn save(&self, dir: &std::path::Path) -> Result<()> {
-        cmkd_train::checkpoint::save_varmap(&dir.join("weights.safetensors"), &self.map)?;
-        cmkd_train::checkpoint::save_json(&dir.join("config.json"), &self.config)?;
+        use cmkd_train::checkpoint::{save_json, save_varmap, MODEL_CONFIG, MODEL_WEIGHTS};
+        save_varmap(&dir.join(MODEL_WEIGHTS), &self.map)?;
+        save_json(&dir.join(MODEL_CONFIG), &self.config)?;
         Ok(())
     }
 
-    /// Loads a model saved by [`SequenceVit::save`]; a missing or mis-shaped tensor is named.
+    /// Loads a model saved by [`SequenceVit::save`] (or by earlier versions, which named the weights
+    /// `weights.safetensors`); a missing or mis-shaped tensor is named.
     pub fn load(dir: &std::path::Path, dtype: DType, device: &Device) -> Result<Self> {
-        let config: SequenceVitConfig =
-            cmkd_train::checkpoint::load_json(&dir.join("config.json"))?;
+        use cmkd_train::checkpoint::{load_json, model_file, MODEL_CONFIG, MODEL_WEIGHTS};
+        let config: SequenceVitConfig = load_json(&dir.join(MODEL_CONFIG))?;
         let vit = Self::new(config, 0, dtype, device)?;
-        load_into(&vit.map, &dir.join("weights.safetensors"), "", "")?;
+        let weights = model_file(dir, MODEL_WEIGHTS, &["weights.safetensors"]);
+        load_into(&vit.map, &weights, "", "")?;
         Ok(vit)
     }
 

@@ -325,14 +325,33 @@ fn typed_errors_and_round_trips() {
             .to_vec1::<f32>()
             .unwrap()
     );
+    // The layout of earlier versions (slice.safetensors + vit.safetensors) still loads.
+    let all =
+        candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu).unwrap();
+    let old = tempfile::tempdir().unwrap();
+    for prefix in ["slice.", "vit."] {
+        let part: std::collections::HashMap<String, Tensor> = all
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone())))
+            .collect();
+        let file = format!("{}safetensors", prefix);
+        candle_core::safetensors::save(&part, old.path().join(file)).unwrap();
+    }
+    std::fs::copy(
+        dir.path().join("config.json"),
+        old.path().join("config.json"),
+    )
+    .unwrap();
+    let legacy = CtpaEncoder::load(old.path(), DType::F32, &Device::Cpu).unwrap();
+    let (z3, _) = legacy.forward(&[&a], false).unwrap();
+    assert_eq!(z1.to_vec2::<f32>().unwrap(), z3.to_vec2::<f32>().unwrap());
     // A checkpoint missing a tensor is named.
-    let mut t =
-        candle_core::safetensors::load(dir.path().join("vit.safetensors"), &Device::Cpu).unwrap();
-    t.remove("encoder.layer.1.layer_scale2.lambda1");
-    candle_core::safetensors::save(&t, dir.path().join("vit.safetensors")).unwrap();
+    let mut t = all;
+    t.remove("vit.encoder.layer.1.layer_scale2.lambda1");
+    candle_core::safetensors::save(&t, dir.path().join("model.safetensors")).unwrap();
     match CtpaEncoder::load(dir.path(), DType::F32, &Device::Cpu) {
         Err(Error::Encoder(cxr_encoder::Error::MissingTensor { name, .. })) => {
-            assert_eq!(name, "encoder.layer.1.layer_scale2.lambda1")
+            assert_eq!(name, "vit.encoder.layer.1.layer_scale2.lambda1")
         }
         other => panic!("{:?}", other.err()),
     }

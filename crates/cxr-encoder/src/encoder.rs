@@ -364,18 +364,22 @@ impl CxrEncoder {
         crate::embeddings::save_embeddings(path, &rows)
     }
 
-    /// Saves `weights.safetensors` and `config.json` into `dir` (atomically each).
+    /// Saves `model.safetensors` and `config.json` into `dir` (atomically each).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        cmkd_train::checkpoint::save_varmap(&dir.join("weights.safetensors"), &self.map)?;
-        cmkd_train::checkpoint::save_json(&dir.join("config.json"), &self.config)?;
+        use cmkd_train::checkpoint::{save_json, save_varmap, MODEL_CONFIG, MODEL_WEIGHTS};
+        save_varmap(&dir.join(MODEL_WEIGHTS), &self.map)?;
+        save_json(&dir.join(MODEL_CONFIG), &self.config)?;
         Ok(())
     }
 
-    /// Loads an encoder saved by [`CxrEncoder::save`].
+    /// Loads an encoder saved by [`CxrEncoder::save`] (or by earlier versions, which named the
+    /// weights `weights.safetensors`).
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        let config: CxrEncoderConfig = cmkd_train::checkpoint::load_json(&dir.join("config.json"))?;
+        use cmkd_train::checkpoint::{load_json, model_file, MODEL_CONFIG, MODEL_WEIGHTS};
+        let config: CxrEncoderConfig = load_json(&dir.join(MODEL_CONFIG))?;
         let enc = Self::new(config, 0, dtype, device)?;
-        load_into(&enc.map, &dir.join("weights.safetensors"), "", "")?;
+        let weights = model_file(dir, MODEL_WEIGHTS, &["weights.safetensors"]);
+        load_into(&enc.map, &weights, "", "")?;
         Ok(enc)
     }
 }

@@ -52,22 +52,32 @@ impl PeHead {
         Ok(self.forward(z)?.squeeze(1)?)
     }
 
-    /// Saves `weight` and `bias` as safetensors, atomically.
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Saves `model.safetensors` (`weight`, `bias`) and `config.json` (`embed_dim`) into the folder
+    /// `dir`, each atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        use cmkd_train::checkpoint::{save_json, save_tensors, MODEL_CONFIG, MODEL_WEIGHTS};
         let map = HashMap::from([
             ("weight".to_string(), self.weight.clone()),
             ("bias".to_string(), self.bias.clone()),
         ]);
-        cmkd_train::checkpoint::save_tensors(path, &map)?;
+        save_tensors(&dir.join(MODEL_WEIGHTS), &map)?;
+        let config = serde_json::json!({ "embed_dim": self.embed_dim() });
+        save_json(&dir.join(MODEL_CONFIG), &config)?;
         Ok(())
     }
 
-    /// Loads a head saved by [`PeHead::save`].
+    /// Loads a head saved by [`PeHead::save`] from its folder, or (as earlier versions wrote it) from
+    /// a single safetensors file.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let map = cmkd_train::checkpoint::load_tensors(path, device)?;
+        let file = if path.is_dir() {
+            path.join(cmkd_train::checkpoint::MODEL_WEIGHTS)
+        } else {
+            path.to_path_buf()
+        };
+        let map = cmkd_train::checkpoint::load_tensors(&file, device)?;
         let get = |name: &str| {
             map.get(name).ok_or_else(|| Error::MissingTensor {
-                file: path.to_path_buf(),
+                file: file.clone(),
                 name: name.into(),
             })
         };
@@ -104,8 +114,12 @@ mod tests {
             vec![0.5, -1.0, 2.0]
         );
         let dir = tempfile::tempdir().unwrap();
-        head.save(&dir.path().join("h.safetensors")).unwrap();
-        let back = PeHead::load(&dir.path().join("h.safetensors"), &dev).unwrap();
+        head.save(dir.path()).unwrap();
+        let back = PeHead::load(dir.path(), &dev).unwrap();
+        // The single-file layout of earlier versions still loads.
+        let old = dir.path().join("h.safetensors");
+        std::fs::copy(dir.path().join("model.safetensors"), &old).unwrap();
+        assert_eq!(PeHead::load(&old, &dev).unwrap().embed_dim(), 3);
         assert_eq!(
             back.logits(z.as_tensor())
                 .unwrap()

@@ -64,9 +64,11 @@ struct PriorFile {
 
 const FORMAT: &str = "cmkd-diffusion-prior/1";
 /// File names inside a prior directory.
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const WEIGHTS_FILE: &str = cmkd_train::checkpoint::MODEL_WEIGHTS;
 /// JSON configuration file name inside a prior directory.
-pub const CONFIG_FILE: &str = "prior.json";
+pub const CONFIG_FILE: &str = cmkd_train::checkpoint::MODEL_CONFIG;
+/// The configuration file of priors saved by earlier versions.
+const LEGACY_CONFIG_FILE: &str = "prior.json";
 
 /// Outputs of one training forward pass.
 #[derive(Debug, Clone)]
@@ -488,10 +490,11 @@ impl DiffusionPrior {
 
     /// Loads a prior written by [`DiffusionPrior::save`]; every tensor must be present with its shape.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
-        let file: PriorFile = cmkd_train::checkpoint::load_json(&dir.join(CONFIG_FILE))?;
+        let config = cmkd_train::checkpoint::model_file(dir, CONFIG_FILE, &[LEGACY_CONFIG_FILE]);
+        let file: PriorFile = cmkd_train::checkpoint::load_json(&config)?;
         if file.format != FORMAT {
             return Err(Error::Checkpoint {
-                path: dir.join(CONFIG_FILE),
+                path: config,
                 reason: format!("format `{}`, expected `{FORMAT}`", file.format),
             });
         }

@@ -188,7 +188,7 @@ const OPTIM_FILE: &str = "optimizer.safetensors";
 const EMA_FILE: &str = "ema.safetensors";
 const MODEL_DIR: &str = "model";
 const MODEL_WEIGHTS: &str = "model/model.safetensors";
-const MODEL_CONFIG: &str = "model/prior.json";
+const MODEL_CONFIG: &str = "model/config.json";
 
 /// Trains a [`DiffusionPrior`].
 pub struct Trainer {

@@ -284,7 +284,7 @@ fn mixed_checkpoint_directory_is_a_typed_error_naming_the_file() {
     let old = tempfile::tempdir().unwrap();
     t.save_checkpoint(old.path()).unwrap();
     t.train_step(&data, &[4, 5, 6, 7], None).unwrap();
-    // Analytic-DPM statistics make the second save's prior.json differ too.
+    // Analytic-DPM statistics make the second save's config.json differ too.
     t.prior_mut()
         .estimate_gamma(&c, &z, &[0, 5, 9], 8, 1)
         .unwrap();
@@ -292,7 +292,7 @@ fn mixed_checkpoint_directory_is_a_typed_error_naming_the_file() {
     t.save_checkpoint(new.path()).unwrap();
     for file in [
         "model/model.safetensors",
-        "model/prior.json",
+        "model/config.json",
         "optimizer.safetensors",
         "ema.safetensors",
     ] {
@@ -307,7 +307,7 @@ fn mixed_checkpoint_directory_is_a_typed_error_naming_the_file() {
         .unwrap();
         for f in [
             "model/model.safetensors",
-            "model/prior.json",
+            "model/config.json",
             "optimizer.safetensors",
             "ema.safetensors",
         ] {
