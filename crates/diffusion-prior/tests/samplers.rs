@@ -223,7 +223,11 @@ fn every_sampler_recovers_the_conditional_distribution() {
         .unwrap();
     assert_eq!(a.to_vec2::<f32>().unwrap(), c2.to_vec2::<f32>().unwrap());
     // A prior saved by earlier versions (`prior.json` beside the weights) loads the same.
-    std::fs::rename(dir.path().join("config.json"), dir.path().join("prior.json")).unwrap();
+    std::fs::rename(
+        dir.path().join("config.json"),
+        dir.path().join("prior.json"),
+    )
+    .unwrap();
     let old = DiffusionPrior::load(dir.path(), DType::F32, &Device::Cpu).unwrap();
     let c3 = old
         .sample(&few, &mut ddim, 1.0, &mut cmkd_train::rng::stream(9, "d"))

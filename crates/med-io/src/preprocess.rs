@@ -6,7 +6,7 @@
 
 use candle_core::{Device, Tensor};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image2d::Image2d;
 use crate::lung::{crop_to_lungs, LungSegmentation};
 use crate::transforms::{
@@ -67,7 +67,21 @@ impl Default for CtPreprocess {
 
 impl CtPreprocess {
     /// Runs the pipeline; the result keeps its geometry (spacing, origin after crop and resize).
+    ///
+    /// A volume with a NaN or infinite voxel is refused (naming the voxel): every later step would
+    /// spread it (the lung threshold, the window, the area resize) into a model's input.
     pub fn apply(&self, volume: &Volume) -> Result<Volume> {
+        if let Some(at) = volume.data().iter().position(|v| !v.is_finite()) {
+            let [nx, ny, _] = volume.dims();
+            let (i, j, k) = (at % nx, at / nx % ny, at / (nx * ny));
+            return Err(Error::Param {
+                name: "volume",
+                reason: format!(
+                    "voxel ({i}, {j}, {k}) is {} (a corrupt or masked volume?)",
+                    volume.data()[at]
+                ),
+            });
+        }
         let mut v = self.hounsfield.apply(volume)?;
         if let Some(s) = &self.spacing {
             v = s.apply(&v)?;

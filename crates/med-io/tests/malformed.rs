@@ -1,0 +1,382 @@
+//! A catalogue of malformed inputs: each must give a typed error that names the file (or the row
+//! or field), never a panic and never a result. The property tests in `properties.rs` throw random
+//! bytes at the readers; this file states, case by case, what a user gets for the broken files that
+//! occur in practice.
+
+use std::path::{Path, PathBuf};
+
+use med_io::manifest::{read_paired_manifest, read_rspect_labels};
+use med_io::nifti_io::{encode_nifti, read_nifti_bytes};
+use med_io::{
+    read_dicom_file, read_dicom_series, read_nifti, read_nifti_frame, read_raster, CtPreprocess,
+    Error, Geometry, NiftiDtype, Volume,
+};
+
+fn dicom(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/dicom")
+        .join(name)
+}
+
+fn volume(dims: [usize; 3]) -> Volume {
+    let n = dims.iter().product();
+    let data = (0..n).map(|i| (i % 7) as f32 * 10.0 - 20.0).collect();
+    Volume::new(data, dims, Geometry::with_spacing([1.0, 1.0, 2.0])).unwrap()
+}
+
+/// A valid NIfTI-1 (`.nii`) of a 4 x 3 x 2 volume, 16-bit.
+fn nifti() -> Vec<u8> {
+    encode_nifti(&volume([4, 3, 2]), NiftiDtype::I16)
+}
+
+fn set_i16(bytes: &mut [u8], at: usize, v: i16) {
+    bytes[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+/// Asserts that `r` is an error whose message contains every one of `needles`, and returns it.
+#[track_caller]
+fn fails<T: std::fmt::Debug>(r: med_io::Result<T>, needles: &[&str]) -> Error {
+    let e = r.expect_err("a malformed input was accepted");
+    let msg = e.to_string();
+    for n in needles {
+        assert!(msg.contains(n), "`{msg}` does not mention `{n}`");
+    }
+    e
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+// ---------- NIfTI ----------
+
+#[test]
+fn nifti_empty_file() {
+    let e = fails(
+        read_nifti_bytes(&[], Path::new("empty.nii")),
+        &["empty.nii"],
+    );
+    assert!(matches!(e, Error::Nifti { .. }), "{e:?}");
+}
+
+#[test]
+fn nifti_truncated_header() {
+    let b = nifti();
+    fails(
+        read_nifti_bytes(&b[..200], Path::new("short.nii")),
+        &["short.nii"],
+    );
+}
+
+#[test]
+fn nifti_truncated_voxels() {
+    let b = nifti();
+    let cut = b.len() - 5;
+    fails(
+        read_nifti_bytes(&b[..cut], Path::new("cut.nii")),
+        &["cut.nii"],
+    );
+}
+
+#[test]
+fn nifti_wrong_header_size() {
+    let mut b = nifti();
+    b[0..4].copy_from_slice(&123i32.to_le_bytes());
+    fails(read_nifti_bytes(&b, Path::new("size.nii")), &["size.nii"]);
+}
+
+#[test]
+fn nifti_zero_rank() {
+    let mut b = nifti();
+    set_i16(&mut b, 40, 0);
+    fails(read_nifti_bytes(&b, Path::new("rank0.nii")), &["rank0.nii"]);
+}
+
+#[test]
+fn nifti_rank_above_seven() {
+    let mut b = nifti();
+    set_i16(&mut b, 40, 8);
+    fails(read_nifti_bytes(&b, Path::new("rank8.nii")), &["rank8.nii"]);
+}
+
+#[test]
+fn nifti_zero_dimension() {
+    let mut b = nifti();
+    set_i16(&mut b, 42, 0);
+    fails(read_nifti_bytes(&b, Path::new("zero.nii")), &["zero.nii"]);
+}
+
+#[test]
+fn nifti_negative_dimension() {
+    let mut b = nifti();
+    set_i16(&mut b, 44, -3);
+    fails(read_nifti_bytes(&b, Path::new("neg.nii")), &["neg.nii"]);
+}
+
+#[test]
+fn nifti_huge_dimensions_in_a_small_file_are_refused_before_allocating() {
+    let mut b = nifti();
+    for at in [42, 44, 46] {
+        set_i16(&mut b, at, 30_000);
+    }
+    fails(read_nifti_bytes(&b, Path::new("huge.nii")), &["huge.nii"]);
+}
+
+#[test]
+fn nifti_unknown_datatype() {
+    let mut b = nifti();
+    set_i16(&mut b, 70, 9999);
+    fails(read_nifti_bytes(&b, Path::new("dtype.nii")), &["dtype.nii"]);
+}
+
+#[test]
+fn nifti_voxel_offset_past_the_end() {
+    let mut b = nifti();
+    b[108..112].copy_from_slice(&1.0e6f32.to_le_bytes());
+    fails(
+        read_nifti_bytes(&b, Path::new("offset.nii")),
+        &["offset.nii"],
+    );
+}
+
+#[test]
+fn nifti_gzip_that_is_not_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "bad.nii.gz",
+        b"\x1f\x8b\x08garbage that is not deflate",
+    );
+    fails(read_nifti(&p), &["bad.nii.gz"]);
+}
+
+#[test]
+fn nifti_missing_file() {
+    fails(
+        read_nifti("/no/such/dir/ct.nii.gz"),
+        &["/no/such/dir/ct.nii.gz"],
+    );
+}
+
+/// A 4-D NIfTI (a time series) is refused by `read_nifti` with a message that says how to read
+/// it, and read frame by frame by `read_nifti_frame`, as nibabel's `dataobj[..., t]` reads it.
+#[test]
+fn nifti_four_dimensional() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = [volume([4, 3, 2]), volume([4, 3, 2])];
+    let mut b = nifti();
+    set_i16(&mut b, 40, 4);
+    set_i16(&mut b, 48, 2);
+    let offset = f32::from_le_bytes(b[108..112].try_into().unwrap()) as usize;
+    let frame_bytes = b.len() - offset;
+    let first = b[offset..].to_vec();
+    b.extend_from_slice(&first);
+    assert_eq!(b.len(), offset + 2 * frame_bytes);
+    let p = write(dir.path(), "series.nii", &b);
+    fails(read_nifti(&p), &["series.nii", "read_nifti_frame"]);
+    let f1 = read_nifti_frame(&p, 1).unwrap();
+    assert_eq!(f1.dims(), frames[1].dims());
+    fails(read_nifti_frame(&p, 2), &["series.nii"]);
+}
+
+// ---------- DICOM ----------
+
+#[test]
+fn dicom_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "empty.dcm", &[]);
+    let e = fails(read_dicom_file(&p), &["empty.dcm"]);
+    assert!(matches!(e, Error::Dicom { .. }), "{e:?}");
+}
+
+#[test]
+fn dicom_random_bytes_behind_a_valid_preamble() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = vec![0u8; 128];
+    b.extend_from_slice(b"DICM");
+    b.extend((0..300).map(|i| (i * 37 % 251) as u8));
+    let p = write(dir.path(), "noise.dcm", &b);
+    fails(read_dicom_file(&p), &["noise.dcm"]);
+}
+
+#[test]
+fn dicom_truncated_pixel_data() {
+    let e = fails(
+        read_dicom_file(dicom("MR_truncated.dcm")),
+        &["MR_truncated.dcm"],
+    );
+    assert!(matches!(e, Error::Dicom { .. }), "{e:?}");
+}
+
+#[test]
+fn dicom_cut_in_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = std::fs::read(dicom("CT_small.dcm")).unwrap();
+    let p = write(dir.path(), "cut.dcm", &b[..400]);
+    fails(read_dicom_file(&p), &["cut.dcm"]);
+}
+
+#[test]
+fn dicom_without_pixel_data() {
+    // An RT plan carries no image.
+    fails(read_dicom_file(dicom("rtplan.dcm")), &["rtplan.dcm"]);
+}
+
+#[test]
+fn dicom_series_folder_missing() {
+    fails(read_dicom_series("/no/such/series"), &["/no/such/series"]);
+}
+
+#[test]
+fn dicom_series_folder_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = fails(
+        read_dicom_series(dir.path()),
+        &[&dir.path().display().to_string()],
+    );
+    assert!(matches!(e, Error::Series { .. }), "{e:?}");
+}
+
+#[test]
+fn dicom_series_of_files_that_are_not_dicom() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.dcm", b"not a dicom file");
+    write(dir.path(), "b.dcm", b"nor this one");
+    fails(
+        read_dicom_series(dir.path()),
+        &[&dir.path().display().to_string()],
+    );
+}
+
+// ---------- Volumes and images ----------
+
+#[test]
+fn volume_data_of_the_wrong_length() {
+    let e = Volume::new(vec![0.0; 5], [2, 2, 2], Geometry::with_spacing([1.0; 3])).unwrap_err();
+    assert!(matches!(e, Error::Shape(_)), "{e:?}");
+}
+
+#[test]
+fn volume_with_nan_voxels_is_refused_by_the_ct_preprocessing() {
+    let mut v = volume([8, 8, 4]);
+    v.data_mut()[5] = f32::NAN;
+    fails(CtPreprocess::default().apply(&v), &["NaN", "(5, 0, 0)"]);
+}
+
+#[test]
+fn png_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = med_io::Image2d::new(vec![0.5; 64], 8, 8).unwrap();
+    let full = dir.path().join("full.png");
+    med_io::write_png(&img, &full, med_io::PngDepth::Eight, (0.0, 1.0)).unwrap();
+    let b = std::fs::read(&full).unwrap();
+    let p = write(dir.path(), "cut.png", &b[..b.len() / 2]);
+    fails(read_raster(&p), &["cut.png"]);
+}
+
+// ---------- Manifests ----------
+
+fn manifest(dir: &Path, body: &str) -> PathBuf {
+    write(
+        dir,
+        "cohort.csv",
+        format!("CT_Accession_number,cxr_Accession_number,PE,ct_path,cxr_path\n{body}").as_bytes(),
+    )
+}
+
+fn touch(dir: &Path, name: &str) {
+    write(dir, name, b"x");
+}
+
+#[test]
+fn manifest_names_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    touch(dir.path(), "x1.png");
+    let p = manifest(dir.path(), "c1,x1,1,c1.nii.gz,x1.png\n");
+    fails(
+        read_paired_manifest(&p, None, None),
+        &["c1.nii.gz", "line 2"],
+    );
+}
+
+#[test]
+fn manifest_with_duplicate_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["c1.nii", "x1.png", "x2.png"] {
+        touch(dir.path(), f);
+    }
+    let p = manifest(dir.path(), "c1,x1,1,c1.nii,x1.png\nc1,x2,0,c1.nii,x2.png\n");
+    fails(read_paired_manifest(&p, None, None), &["c1", "line 3"]);
+}
+
+#[test]
+fn manifest_with_a_label_that_is_not_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["c1.nii", "x1.png"] {
+        touch(dir.path(), f);
+    }
+    let p = manifest(dir.path(), "c1,x1,maybe,c1.nii,x1.png\n");
+    fails(read_paired_manifest(&p, None, None), &["PE", "line 2"]);
+}
+
+#[test]
+fn manifest_without_a_required_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "cohort.csv", b"CT_Accession_number,PE\nc1,1\n");
+    fails(
+        read_paired_manifest(&p, None, None),
+        &["cxr_Accession_number"],
+    );
+}
+
+#[test]
+fn manifest_with_an_empty_accession() {
+    let dir = tempfile::tempdir().unwrap();
+    touch(dir.path(), "x1.png");
+    let p = manifest(dir.path(), ",x1,1,,x1.png\n");
+    fails(read_paired_manifest(&p, None, None), &["line 2"]);
+}
+
+#[test]
+fn manifest_with_a_short_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = manifest(dir.path(), "c1,x1\n");
+    fails(read_paired_manifest(&p, None, None), &["cohort.csv"]);
+}
+
+#[test]
+fn rspect_labels_with_inconsistent_exam_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "train.csv",
+        b"StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,negative_exam_for_pe\n\
+          s1,r1,i1,1\ns1,r1,i2,0\n",
+    );
+    fails(read_rspect_labels(&p, None), &["s1", "line 3"]);
+}
+
+#[test]
+fn rspect_labels_naming_a_missing_series_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "train.csv",
+        b"StudyInstanceUID,SeriesInstanceUID,negative_exam_for_pe\ns1,r1,1\n",
+    );
+    fails(read_rspect_labels(&p, Some(dir.path())), &["r1"]);
+}
+
+#[test]
+fn rspect_labels_with_two_series_in_one_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "train.csv",
+        b"StudyInstanceUID,SeriesInstanceUID,SOPInstanceUID,negative_exam_for_pe\n\
+          s1,r1,i1,1\ns1,r2,i2,1\n",
+    );
+    fails(read_rspect_labels(&p, None), &["s1"]);
+}
