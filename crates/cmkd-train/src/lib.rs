@@ -33,6 +33,7 @@ pub mod compare;
 pub mod dropout;
 pub mod ema;
 pub mod error;
+pub mod fit;
 pub mod guard;
 pub mod hash;
 pub mod init;

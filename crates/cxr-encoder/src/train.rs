@@ -173,30 +173,68 @@ impl ClassifierTrainer {
         if data.is_empty() {
             return Err(Error::Input("no training data".into()).into());
         }
-        let steps = data.len().div_ceil(self.config.batch_size) * self.config.epochs;
-        let bar = cmkd_train::progress::bar(steps as u64, "classifier");
-        let mut epoch_losses = Vec::with_capacity(self.config.epochs);
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        for _ in 0..self.config.epochs {
-            order.shuffle(&mut self.rng);
-            let mut sum = 0.0;
-            let mut n = 0;
-            for chunk in order.chunks(self.config.batch_size) {
-                let items: Vec<&M::Item> = chunk.iter().map(|&i| &data[i].0).collect();
-                let labels: Vec<f32> = chunk
-                    .iter()
-                    .flat_map(|&i| data[i].1.values().iter().copied())
-                    .collect();
-                let loss = self.step(model, &items, &labels)?;
-                sum += loss;
-                n += 1;
-                bar.set_prefix(format!("loss {loss:.4}"));
-                bar.inc(1);
-            }
-            epoch_losses.push(sum / n as f64);
+        let plan = cmkd_train::fit::Plan {
+            start_epoch: 0,
+            epochs: self.config.epochs,
+            skip: 0,
+            steps_per_epoch: data.len().div_ceil(self.config.batch_size),
+            name: "classifier",
+        };
+        let mut steps = ClassifierSteps {
+            order: (0..data.len()).collect(),
+            trainer: self,
+            model,
+            data,
+        };
+        cmkd_train::fit::fit(&mut steps, plan, &mut |_| {
+            cmkd_train::fit::Control::Continue
+        })
+    }
+}
+
+/// A classifier's epochs for [`cmkd_train::fit::fit`]: one order of the items, shuffled again by
+/// the trainer's generator at the start of every epoch.
+struct ClassifierSteps<'a, M: Classifier, T> {
+    trainer: &'a mut ClassifierTrainer,
+    model: &'a M,
+    data: &'a [(M::Item, T)],
+    order: Vec<usize>,
+}
+
+impl<M: Classifier, T: Targets> cmkd_train::fit::Steps for ClassifierSteps<'_, M, T> {
+    type Step = f64;
+    type Epoch = f64;
+    type Error = M::Error;
+
+    fn batches(&mut self, _epoch: usize) -> Result<Vec<Vec<usize>>, M::Error> {
+        self.order.shuffle(&mut self.trainer.rng);
+        Ok(self
+            .order
+            .chunks(self.trainer.config.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect())
+    }
+
+    fn step(&mut self, rows: &[usize]) -> Result<f64, M::Error> {
+        let items: Vec<&M::Item> = rows.iter().map(|&i| &self.data[i].0).collect();
+        let labels: Vec<f32> = rows
+            .iter()
+            .flat_map(|&i| self.data[i].1.values().iter().copied())
+            .collect();
+        self.trainer.step(self.model, &items, &labels)
+    }
+
+    fn loss(step: &f64) -> f64 {
+        *step
+    }
+
+    /// The mean loss of the epoch's steps.
+    fn end_epoch(&mut self, _epoch: usize, steps: Vec<f64>) -> Result<f64, M::Error> {
+        let mut sum = 0.0;
+        for l in &steps {
+            sum += l;
         }
-        bar.finish_and_clear();
-        Ok(epoch_losses)
+        Ok(sum / steps.len() as f64)
     }
 }
 

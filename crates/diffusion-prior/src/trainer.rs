@@ -156,14 +156,8 @@ pub struct EpochMetrics {
     pub lr: f64,
 }
 
-/// What the callback tells the trainer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Keep training.
-    Continue,
-    /// Stop after this epoch.
-    Stop,
-}
+/// What the callback tells the trainer (the workspace's one training loop's).
+pub use cmkd_train::fit::Control;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct TrainerState {
@@ -376,46 +370,24 @@ impl Trainer {
     pub fn fit(
         &mut self,
         data: &PairedData,
-        mut extra: Option<&mut ExtraLoss>,
+        extra: Option<&mut ExtraLoss>,
         on_epoch: &mut dyn FnMut(&EpochMetrics) -> Control,
     ) -> Result<()> {
-        let n = data.len();
-        let spe = self.steps_per_epoch(n);
-        let total = (self.config.epochs * spe) as u64;
-        let bar = cmkd_train::progress::bar(total, "prior");
-        bar.set_position(self.step as u64);
-        while self.epoch < self.config.epochs {
-            let order = self.epoch_order(self.epoch, n);
-            let done = self.step.saturating_sub(self.epoch * spe);
-            let (mut sl, mut sm, mut se, mut k) = (0.0, 0.0, 0.0, 0usize);
-            let mut lr = self.opt.lr();
-            for b in done..spe {
-                let rows =
-                    &order[b * self.config.batch_size..((b + 1) * self.config.batch_size).min(n)];
-                let s = self.train_step(data, rows, extra.as_deref_mut())?;
-                sl += s.loss;
-                sm += s.mse;
-                se += s.extra;
-                k += 1;
-                lr = s.lr;
-                bar.inc(1);
-                bar.set_prefix(format!("loss {:.4}", s.loss));
-            }
-            let k = k.max(1) as f64;
-            let metrics = EpochMetrics {
-                epoch: self.epoch,
-                step: self.step,
-                loss: sl / k,
-                mse: sm / k,
-                extra: se / k,
-                lr,
-            };
-            self.epoch += 1;
-            if on_epoch(&metrics) == Control::Stop {
-                break;
-            }
-        }
-        bar.finish_and_clear();
+        let spe = self.steps_per_epoch(data.len());
+        let plan = cmkd_train::fit::Plan {
+            start_epoch: self.epoch,
+            epochs: self.config.epochs,
+            // A checkpoint written part-way through an epoch resumes after its last step.
+            skip: self.step.saturating_sub(self.epoch * spe),
+            steps_per_epoch: spe,
+            name: "prior",
+        };
+        let mut steps = PriorSteps {
+            trainer: self,
+            data,
+            extra,
+        };
+        cmkd_train::fit::fit(&mut steps, plan, on_epoch)?;
         Ok(())
     }
 
@@ -530,6 +502,59 @@ impl Trainer {
         t.step = state.step;
         t.epoch = state.epoch;
         Ok(t)
+    }
+}
+
+/// The prior's epochs for [`cmkd_train::fit::fit`]: one permutation per epoch (from the seed and
+/// the epoch), cut into batches in order.
+struct PriorSteps<'t, 'd, 'e, 'f> {
+    trainer: &'t mut Trainer,
+    data: &'d PairedData,
+    extra: Option<&'e mut ExtraLoss<'f>>,
+}
+
+impl cmkd_train::fit::Steps for PriorSteps<'_, '_, '_, '_> {
+    type Step = StepStats;
+    type Epoch = EpochMetrics;
+    type Error = Error;
+
+    fn batches(&mut self, epoch: usize) -> Result<Vec<Vec<usize>>> {
+        let n = self.data.len();
+        let order = self.trainer.epoch_order(epoch, n);
+        Ok(order
+            .chunks(self.trainer.config.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect())
+    }
+
+    fn step(&mut self, rows: &[usize]) -> Result<StepStats> {
+        self.trainer
+            .train_step(self.data, rows, self.extra.as_deref_mut())
+    }
+
+    fn loss(step: &StepStats) -> f64 {
+        step.loss
+    }
+
+    fn end_epoch(&mut self, epoch: usize, steps: Vec<StepStats>) -> Result<EpochMetrics> {
+        let (mut sl, mut sm, mut se) = (0.0, 0.0, 0.0);
+        let mut lr = self.trainer.opt.lr();
+        for s in &steps {
+            sl += s.loss;
+            sm += s.mse;
+            se += s.extra;
+            lr = s.lr;
+        }
+        let k = steps.len().max(1) as f64;
+        self.trainer.epoch = epoch + 1;
+        Ok(EpochMetrics {
+            epoch,
+            step: self.trainer.step,
+            loss: sl / k,
+            mse: sm / k,
+            extra: se / k,
+            lr,
+        })
     }
 }
 

@@ -424,30 +424,21 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
     /// mean training loss and parts. The objective's [`Objective::end_epoch`] is called after every
     /// epoch.
     pub fn fit(&mut self, data: &PairedData) -> Result<Vec<LossStats>> {
-        let per_epoch = self.epoch_batches(data, 0)?.len();
-        let bar = cmkd_train::progress::bar(
-            (self.config.epochs * per_epoch) as u64,
-            &self.objective.name(),
-        );
-        let mut history = Vec::with_capacity(self.config.epochs);
-        for _ in 0..self.config.epochs {
-            let plan = self.epoch_batches(data, self.epoch as u64)?;
-            let mut acc = Accumulator::default();
-            for idx in &plan {
-                let (xs, xt, y) = data.rows(idx)?;
-                let st = self.train_step(&xs, &xt, &y)?;
-                let l = st.loss;
-                acc.add(l, &st.parts, st.adversary_loss);
-                bar.inc(1);
-                bar.set_prefix(format!("loss {l:.4}"));
-            }
-            let stats = acc.finish();
-            self.objective.end_epoch(&stats.parts);
-            history.push(stats);
-            self.epoch += 1;
-        }
-        bar.finish_and_clear();
-        Ok(history)
+        let plan = cmkd_train::fit::Plan {
+            start_epoch: self.epoch,
+            epochs: self.epoch + self.config.epochs,
+            skip: 0,
+            steps_per_epoch: self.epoch_batches(data, 0)?.len(),
+            name: &self.objective.name(),
+        };
+        cmkd_train::fit::fit(
+            &mut DistillerSteps {
+                distiller: self,
+                data,
+            },
+            plan,
+            &mut |_| cmkd_train::fit::Control::Continue,
+        )
     }
 
     /// Mean loss and parts over `data` in batches of `config.batch_size`, without updating anything.
@@ -483,6 +474,45 @@ impl<S: EmbeddingClassifier, T: EmbeddingClassifier> Distiller<S, T> {
 
 fn scalar(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// A distiller's epochs for [`cmkd_train::fit::fit`]: class-stratified batches drawn per epoch
+/// from the seed and the epoch.
+struct DistillerSteps<'a, 'd, S, T> {
+    distiller: &'a mut Distiller<S, T>,
+    data: &'d PairedData,
+}
+
+impl<S: EmbeddingClassifier, T: EmbeddingClassifier> cmkd_train::fit::Steps
+    for DistillerSteps<'_, '_, S, T>
+{
+    type Step = LossStats;
+    type Epoch = LossStats;
+    type Error = Error;
+
+    fn batches(&mut self, epoch: usize) -> Result<Vec<Vec<usize>>> {
+        self.distiller.epoch_batches(self.data, epoch as u64)
+    }
+
+    fn step(&mut self, rows: &[usize]) -> Result<LossStats> {
+        let (xs, xt, y) = self.data.rows(rows)?;
+        self.distiller.train_step(&xs, &xt, &y)
+    }
+
+    fn loss(step: &LossStats) -> f64 {
+        step.loss
+    }
+
+    fn end_epoch(&mut self, _epoch: usize, steps: Vec<LossStats>) -> Result<LossStats> {
+        let mut acc = Accumulator::default();
+        for st in &steps {
+            acc.add(st.loss, &st.parts, st.adversary_loss);
+        }
+        let stats = acc.finish();
+        self.distiller.objective.end_epoch(&stats.parts);
+        self.distiller.epoch += 1;
+        Ok(stats)
+    }
 }
 
 #[derive(Default)]
