@@ -358,9 +358,8 @@ mod tests {
     use super::*;
     use ctpa_encoder::SequenceVitConfig;
 
-    #[test]
-    fn sample_statistics_are_the_mean_and_sd_over_draws() {
-        let dev = Device::Cpu;
+    /// A 4-wide sequence ViT whose head serves as the teacher.
+    fn tiny_vit(seed: u64, dev: &Device) -> SequenceVit {
         let config = SequenceVitConfig {
             in_dim: 4,
             width: 8,
@@ -372,7 +371,13 @@ mod tests {
             eps: 1e-6,
             embed_dim: 4,
         };
-        let vit = SequenceVit::new(config, 0, candle_core::DType::F32, &dev).unwrap();
+        SequenceVit::new(config, seed, candle_core::DType::F32, dev).unwrap()
+    }
+
+    #[test]
+    fn sample_statistics_are_the_mean_and_sd_over_draws() {
+        let dev = Device::Cpu;
+        let vit = tiny_vit(0, &dev);
         // Two draws for each of three rows; the second draw of row 0 repeats its first.
         let z = Tensor::new(
             &[
@@ -405,18 +410,7 @@ mod tests {
     #[test]
     fn the_bce_term_is_weighted_by_lambda() {
         let dev = Device::Cpu;
-        let config = SequenceVitConfig {
-            in_dim: 4,
-            width: 8,
-            depth: 1,
-            heads: 1,
-            mlp_ratio: 2,
-            positions: 4,
-            layer_scale: 1.0,
-            eps: 1e-6,
-            embed_dim: 4,
-        };
-        let vit = SequenceVit::new(config, 3, candle_core::DType::F32, &dev).unwrap();
+        let vit = tiny_vit(3, &dev);
         let pred = Tensor::new(&[[0.3f32, -0.2, 0.5, 0.1], [1.0, 0.4, -0.7, 0.2]], &dev).unwrap();
         let target = Tensor::new(&[[0.1f32, 0.2, -0.3, 0.4], [-1.0, 0.0, 0.6, 0.3]], &dev).unwrap();
         let cond = Tensor::zeros((2, 3), candle_core::DType::F32, &dev).unwrap();
