@@ -26,6 +26,12 @@ use super::report::Report;
 use super::run::{RunOptions, BASELINES, CMKD, PRIOR};
 use super::streams::{fold_seed, Stream};
 
+/// Version of what a fold computes from the same settings and data, part of the run's cache key:
+/// raised whenever a change of the code changes a fold's results, so that a cache written before it
+/// is not read as if it were current. 2: the prior's BCE weighted by `lambda` (it had weight 1).
+/// Phase A's caches have their own keys ([`super::features`]); their code did not change.
+pub const RESULTS_VERSION: u32 = 2;
+
 /// Phase A's frozen features: the run's own, and (with ablations) those of the X-ray backbone
 /// pretrained with the CT-only set's PE labels, for Table 2's structural rows.
 pub struct Frozen {
@@ -83,10 +89,11 @@ impl<'a> Experiment<'a> {
         config.validate()?;
         cohort.validate()?;
         pretrain_set.validate()?;
-        // The key covers the data too: a manifest cohort never reuses a synthetic run's cache.
+        // The key covers the data too (a manifest cohort never reuses a synthetic run's cache) and
+        // the version of the fold results (an older release's folds are never reused).
         let hash = cmkd_train::hash::fnv1a_hex(
             format!(
-                "{}/{}/{}",
+                "{}/{}/{}/results-{RESULTS_VERSION}",
                 config.hash()?,
                 cohort.fingerprint(),
                 pretrain_set.fingerprint()
