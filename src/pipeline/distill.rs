@@ -175,14 +175,15 @@ fn new_prior(
 }
 
 /// `lambda` times `objective` on each batch, through the frozen teacher head (`labels`: 0/1 per
-/// training row, read by ProtoKD only). With `mse_weight = 1 - lambda` in the trainer, the prior's
+/// training row, read by ProtoKD only; without them the objective sees zeros, which only a
+/// label-free objective may be given, see [`train_prior`]). With `mse_weight = 1 - lambda` in the trainer, the prior's
 /// loss is the paper's `(1 - lambda) L2 + lambda * BCE` (or an ablation's objective in the BCE's
 /// place).
 fn extra_loss<'a>(
     objective: &'a dyn Objective,
     lambda: f64,
     teacher: &'a SequenceVit,
-    labels: &'a Tensor,
+    labels: Option<&'a Tensor>,
 ) -> impl FnMut(&ExtraLossInput) -> diffusion_prior::Result<Tensor> + 'a {
     move |input: &ExtraLossInput| {
         let to_prior =
@@ -190,12 +191,21 @@ fn extra_loss<'a>(
         let head = |z: &Tensor| teacher.head_logit(z).map_err(|e| to_prior(e.into()));
         let s_logit = head(input.pred)?;
         let t_logit = head(input.target)?.detach();
-        let idx = Tensor::from_vec(
-            input.indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-            input.indices.len(),
-            labels.device(),
-        )?;
-        let y = labels.index_select(&idx, 0)?;
+        let y = match labels {
+            Some(labels) => {
+                let idx = Tensor::from_vec(
+                    input.indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    input.indices.len(),
+                    labels.device(),
+                )?;
+                labels.index_select(&idx, 0)?
+            }
+            None => Tensor::zeros(
+                input.indices.len(),
+                candle_core::DType::F32,
+                input.pred.device(),
+            )?,
+        };
         let views = Views {
             student_embedding: input.pred,
             student_logit: &s_logit,
@@ -229,20 +239,26 @@ fn pretrain_prior(
 
 /// Trains a prior on `(cond, target)` pairs (raw X-ray and CTPA embeddings of the training fold),
 /// optionally starting from pretraining pairs, and returns its EMA weights with Analytic-DPM
-/// statistics. `labels` (0/1 per training row) are used only by the ProtoKD ablation.
-/// `snapshot` is called with the EMA prior at the start, middle and end of training.
+/// statistics. `labels` (0/1 per training row) are read only by the ProtoKD ablation, which fails
+/// without them; the paper's loss needs none. `snapshot` is called with the EMA prior at the start, middle and end of training.
 #[allow(clippy::too_many_arguments)]
 pub fn train_prior(
     config: &PipelineConfig,
     cond: &Tensor,
     target: &Tensor,
-    labels: &Tensor,
+    labels: Option<&Tensor>,
     teacher: &SequenceVit,
     loss: PriorLoss,
     pretrain: Option<(&Tensor, &Tensor)>,
     seed: u64,
     mut snapshot: Option<&mut SnapshotFn>,
 ) -> Result<TrainedPrior> {
+    if loss == PriorLoss::L2Proto && labels.is_none() {
+        return Err(PipelineError::config(
+            "labels",
+            "the ProtoKD prior loss reads the training rows' PE labels",
+        ));
+    }
     let device = cond.device().clone();
     let mut prior = new_prior(config, pretrain.unwrap_or((cond, target)), seed, &device)?;
     let objective = objective_for(
@@ -405,6 +421,28 @@ mod tests {
         assert_eq!(sd[0], 0.0);
     }
 
+    /// Only the ProtoKD loss reads labels; asked for without them it fails before training.
+    #[test]
+    fn protokd_without_labels_is_refused() {
+        let dev = Device::Cpu;
+        let vit = tiny_vit(1, &dev);
+        let z = Tensor::zeros((6, 4), candle_core::DType::F32, &dev).unwrap();
+        let config = PipelineConfig::tiny();
+        let r = train_prior(
+            &config,
+            &z,
+            &z,
+            None,
+            &vit,
+            PriorLoss::L2Proto,
+            None,
+            0,
+            None,
+        );
+        let e = r.err().expect("ProtoKD ran without labels").to_string();
+        assert!(e.contains("labels") && e.contains("ProtoKD"), "{e}");
+    }
+
     /// The prior's added term is `lambda` times the BCE of the teacher head on the prediction
     /// against the teacher's probability on the true embedding (the paper's `0.2 BCE` at 0.2).
     #[test]
@@ -425,7 +463,7 @@ mod tests {
             indices: &[2, 0],
             step: 0,
         };
-        let got = extra_loss(objective.as_ref(), 0.2, &vit, &labels)(&input)
+        let got = extra_loss(objective.as_ref(), 0.2, &vit, Some(&labels))(&input)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap();

@@ -244,7 +244,7 @@ pub(crate) fn train_prior(
         config,
         &cond,
         &target,
-        &y,
+        Some(&y),
         &heads.ctpa.vit,
         variant.loss,
         pre,

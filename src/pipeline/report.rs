@@ -79,7 +79,10 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 /// One model per row position, its per-fold scores gathered over the folds (every fold has the
 /// same rows in the same order).
 fn pool(per_fold: &[&Vec<FoldRow>]) -> Vec<ModelScores> {
-    per_fold[0]
+    let Some(first) = per_fold.first() else {
+        return Vec::new();
+    };
+    first
         .iter()
         .enumerate()
         .map(|(j, r)| ModelScores {

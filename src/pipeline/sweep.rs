@@ -291,9 +291,6 @@ fn sweep_seed(
             let cond = select(&u.cxr_z, &fold.train)?;
             let target = select(&u.ctpa_z, &fold.train)?;
             let test_cond = select(&u.cxr_z, &fold.test)?;
-            // Labels reach the prior only through ProtoKD, which the sweep does not use.
-            let unused_labels =
-                candle_core::Tensor::zeros(fold.train.len(), candle_core::DType::F32, device)?;
             for (pi, &pairs) in sweep.pretrain_pairs.iter().enumerate() {
                 let pairs = pairs.min(a.pretrain.cxr.dim(0)?);
                 let pre = if pairs > 0 {
@@ -308,7 +305,8 @@ fn sweep_seed(
                     config,
                     &cond,
                     &target,
-                    &unused_labels,
+                    // The paper's loss reads no label.
+                    None,
                     &u.ctpa.vit,
                     PriorLoss::L2Bce,
                     pre.as_ref().map(|(c, t)| (c, t)),
