@@ -435,7 +435,7 @@ fn has_extension(path: &Path, exts: &[&str]) -> bool {
     exts.iter().any(|e| name.ends_with(&format!(".{e}")))
 }
 
-fn read_record(csv: &Path, r: &PairedRecord, data: &DataConfig) -> Result<Patient> {
+pub(crate) fn read_record(csv: &Path, r: &PairedRecord, data: &DataConfig) -> Result<Patient> {
     let ct_path = record_path(csv, r, &r.ct_path, "CT")?;
     let ct = if ct_path.is_dir() {
         med_io::read_dicom_series(ct_path)?
@@ -469,7 +469,7 @@ fn read_record(csv: &Path, r: &PairedRecord, data: &DataConfig) -> Result<Patien
 }
 
 /// Where an RSPECT exam's CT is on disk.
-enum RspectCt {
+pub(crate) enum RspectCt {
     DicomSeries(PathBuf),
     Nifti(PathBuf),
 }
@@ -482,7 +482,7 @@ impl RspectCt {
     }
 }
 
-fn rspect_source(csv: &Path, root: &Path, exam: &RspectExam) -> Result<RspectCt> {
+pub(crate) fn rspect_source(csv: &Path, root: &Path, exam: &RspectExam) -> Result<RspectCt> {
     let study = root.join(&exam.study_uid);
     let dir = study.join(&exam.series_uid);
     if dir.is_dir() {
@@ -504,7 +504,7 @@ fn rspect_source(csv: &Path, root: &Path, exam: &RspectExam) -> Result<RspectCt>
     )))
 }
 
-fn read_rspect_exam(
+pub(crate) fn read_rspect_exam(
     csv: &Path,
     exam: &RspectExam,
     source: &RspectCt,

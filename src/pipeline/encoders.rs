@@ -20,7 +20,7 @@ use cxr_encoder::{
 use med_io::Image2d;
 
 use super::cohort::{FindingsSet, PairedCohort};
-use super::config::PipelineConfig;
+use super::config::{PipelineConfig, XrayBackbone};
 use super::error::Result;
 use super::streams::Stream;
 
@@ -252,6 +252,31 @@ fn findings_auc(model: &FindingsClassifier, set: &FindingsSet, batch: usize) -> 
         }
     }
     Ok(aucs.iter().sum::<f64>() / aucs.len().max(1) as f64)
+}
+
+/// Phase A's two encoders, pretrained and frozen as phase A does (without its cache): the CTPA
+/// encoder on `pretrain_set` ([`pretrain_ctpa`]), the X-ray backbone as
+/// [`PipelineConfig::xray_backbone`] says ([`pretrain_cxr_findings`] or [`pretrain_cxr`]). What
+/// [`super::shard::FrozenEncoders::save`] keeps for sharded extraction.
+pub fn pretrain_encoders(
+    pretrain_set: &PairedCohort,
+    config: &PipelineConfig,
+    device: &Device,
+) -> Result<(CtpaEncoder, CxrEncoder)> {
+    let ctpa = pretrain_ctpa(pretrain_set, config, device)?;
+    let cxr = match config.xray_backbone {
+        XrayBackbone::Findings => {
+            let findings = FindingsSet::synthetic(
+                config.findings_patients,
+                config.finding_prob,
+                &config.data,
+                config.seed,
+            )?;
+            pretrain_cxr_findings(&findings, config, device)?.0
+        }
+        XrayBackbone::CtOnlyPeLabels => pretrain_cxr(pretrain_set, config, device)?,
+    };
+    Ok((ctpa, cxr))
 }
 
 /// Frozen slice-embedding sequences `(slices, d)` of every patient's CT.

@@ -44,6 +44,7 @@ pub mod provenance;
 pub mod report;
 pub mod run;
 pub mod seeds;
+pub mod shard;
 pub mod sources;
 mod streams;
 pub mod sweep;
