@@ -463,21 +463,25 @@ impl PriorNetwork {
         apply(&self.project_out, &apply(&self.final_norm, &last)?)
     }
 
-    /// Keys/values of the prefix tokens (batch 1: they do not depend on the input), evaluation mode.
-    fn prefix_cache(&self) -> Result<Option<Vec<CachedKv>>> {
+    /// Keys/values of the prefix tokens, computed at batch 1: they do not depend on the input. With
+    /// `rng` (training with dropout), one dropout mask of the prefix's own layers serves every row.
+    fn prefix_cache(&self, rng: Option<&mut StdRng>) -> Result<Option<Vec<CachedKv>>> {
         match &self.null_text_encodings {
             None => Ok(None),
-            Some(p) => Ok(Some(self.run_dalle2(p, 0, None, None)?.1)),
+            Some(p) => Ok(Some(self.run_dalle2(p, 0, None, rng)?.1)),
         }
     }
 
     /// Predicts from noised embeddings `x_t` `(b, embed_dim)` at timesteps `t` (`u32`, `(b,)`)
     /// given conditions `cond` `(b, cond_dim)`. With `rng`, dropout is active (training).
     ///
-    /// For the DALLE2 style without active dropout, the prefix tokens, which do not depend on the
-    /// input, are run once (batch 1) and their keys/values reused by every row: the same function at
-    /// the cost of four tokens. With dropout active every row needs its own masks over the prefix
-    /// too, so the whole sequence runs as one segment, as in PyTorch.
+    /// For the DALLE2 style the prefix tokens, which do not depend on the input, are run once
+    /// (batch 1) and their keys/values reused by every row, in training as in sampling: the same
+    /// function, loss and gradients as running all `prefix + 4` tokens for every row (tested), at
+    /// the cost of four tokens per row. With dropout active, the prefix's own layers then draw one
+    /// dropout mask for the batch instead of one per row (DALLE2-pytorch draws one per row): each
+    /// row's mask has the same distribution, so the expected loss, and the expected gradient, are
+    /// the same; the attention of the row's own tokens over the prefix keeps per-row masks.
     pub fn forward(
         &self,
         x_t: &Tensor,
@@ -491,16 +495,11 @@ impl PriorNetwork {
         let step = self.step_tokens(x_t, t, drop)?;
         match self.config.style {
             Style::Dalle2 { .. } => {
-                let dropout = self.config.attn_dropout > 0.0 || self.config.ff_dropout > 0.0;
-                if rng.is_some() && dropout {
-                    self.forward_joined(b, &cond_tok, &step, rng)
-                } else {
-                    let past = self.prefix_cache()?;
-                    let tokens = Tensor::cat(&[&cond_tok, &step], 1)?;
-                    let (h, _) =
-                        self.run_dalle2(&tokens, self.config.prefix_tokens, past.as_deref(), rng)?;
-                    self.head(&h)
-                }
+                let past = self.prefix_cache(rng.as_deref_mut())?;
+                let tokens = Tensor::cat(&[&cond_tok, &step], 1)?;
+                let (h, _) =
+                    self.run_dalle2(&tokens, self.config.prefix_tokens, past.as_deref(), rng)?;
+                self.head(&h)
             }
             Style::PreNorm => {
                 let mut parts = Vec::new();
@@ -533,25 +532,6 @@ impl PriorNetwork {
         }
     }
 
-    /// The DALLE2 blocks over `[prefix, cond, step tokens]` as one segment of `b` rows.
-    fn forward_joined(
-        &self,
-        b: usize,
-        cond_tok: &Tensor,
-        step: &Tensor,
-        rng: Option<&mut StdRng>,
-    ) -> Result<Tensor> {
-        let tokens = match &self.null_text_encodings {
-            Some(p) => {
-                let (_, n, d) = p.dims3()?;
-                Tensor::cat(&[&p.broadcast_as((b, n, d))?, cond_tok, step], 1)?
-            }
-            None => Tensor::cat(&[cond_tok, step], 1)?,
-        };
-        let (h, _) = self.run_dalle2(&tokens, 0, None, rng)?;
-        self.head(&h)
-    }
-
     /// Precomputes what stays fixed while sampling for `cond` (`drop_all`: the unconditional branch).
     /// Only the DALLE2 style caches; for the plain style this records the inputs.
     pub fn condition_cache(&self, cond: &Tensor, drop_all: bool) -> Result<ConditionCache> {
@@ -570,7 +550,7 @@ impl PriorNetwork {
         };
         let layers = match self.config.style {
             Style::Dalle2 { .. } => {
-                let past = self.prefix_cache()?;
+                let past = self.prefix_cache(None)?;
                 let cond_tok = self.cond_token(cond, drop)?;
                 self.run_dalle2(&cond_tok, self.config.prefix_tokens, past.as_deref(), None)?
                     .1
@@ -641,6 +621,97 @@ fn mix(a: &Tensor, null: &Tensor, keep: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
 
+    /// The DALLE2 blocks over `[prefix, cond, step tokens]` as one segment of `b` rows.
+    fn forward_joined(
+        net: &PriorNetwork,
+        b: usize,
+        cond_tok: &Tensor,
+        step: &Tensor,
+        rng: Option<&mut StdRng>,
+    ) -> Result<Tensor> {
+        let tokens = match &net.null_text_encodings {
+            Some(p) => {
+                let (_, n, d) = p.dims3()?;
+                Tensor::cat(&[&p.broadcast_as((b, n, d))?, cond_tok, step], 1)?
+            }
+            None => Tensor::cat(&[cond_tok, step], 1)?,
+        };
+        let (h, _) = net.run_dalle2(&tokens, 0, None, rng)?;
+        net.head(&h)
+    }
+
+    /// The training loss through the cached prefix and every weight's gradient equal those of
+    /// running the whole `[prefix, cond, step]` sequence for every row.
+    #[test]
+    fn cached_prefix_gives_the_joined_loss_and_gradients() {
+        let dev = Device::Cpu;
+        let config = PriorConfig {
+            prefix_tokens: 5,
+            time_embedding: TimeEmbedding::Learned { rows: 16 },
+            embed_dim: 4,
+            cond_dim: 6,
+            dim: 16,
+            depth: 2,
+            heads: 2,
+            dim_head: 8,
+            ..PriorConfig::default()
+        };
+        let map = candle_nn::VarMap::new();
+        let vb = cmkd_train::seeded_var_builder(&map, 3, DType::F32, &dev);
+        let net = PriorNetwork::new(&config, 16, vb).unwrap();
+        let mut rng = cmkd_train::rng::stream(4, "grads");
+        let x = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (6, 4), DType::F32, &dev).unwrap();
+        let c = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (6, 6), DType::F32, &dev).unwrap();
+        let target = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (6, 4), DType::F32, &dev).unwrap();
+        let t = Tensor::new(&[0u32, 2, 5, 9, 12, 15], &dev).unwrap();
+        let keep = Tensor::new(&[1f32, 0., 1., 1., 0., 1.], &dev).unwrap();
+        let drop = CondDrop::Masks {
+            cond: &keep,
+            image: &keep,
+        };
+        let loss = |pred: Tensor| {
+            pred.sub(&target)
+                .unwrap()
+                .sqr()
+                .unwrap()
+                .mean_all()
+                .unwrap()
+        };
+        let cached = loss(net.forward(&x, &t, &c, drop, None).unwrap());
+        let joined = loss(
+            forward_joined(
+                &net,
+                6,
+                &net.cond_token(&c, drop).unwrap(),
+                &net.step_tokens(&x, &t, drop).unwrap(),
+                None,
+            )
+            .unwrap(),
+        );
+        let (lc, lj) = (
+            cached.to_scalar::<f32>().unwrap(),
+            joined.to_scalar::<f32>().unwrap(),
+        );
+        assert!((lc - lj).abs() < 1e-6 * lj.abs().max(1.0), "{lc} vs {lj}");
+        let (gc, gj) = (cached.backward().unwrap(), joined.backward().unwrap());
+        let vars = map.all_vars();
+        assert!(vars.len() > 10);
+        for var in &vars {
+            let a = gc.get(var).expect("cached path reaches every weight");
+            let b = gj.get(var).expect("joined path reaches every weight");
+            let scale = b
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                .max(1e-3);
+            let d = cmkd_train::compare::max_abs_diff(a, b).unwrap();
+            assert!(d <= 1e-4 * scale, "{:?}: {d} (scale {scale})", var.shape());
+        }
+    }
+
     /// Training with dropout runs the prefix inside one segment; without dropout the prefix keys
     /// and values are computed once at batch 1. Both are the same function.
     #[test]
@@ -676,14 +747,14 @@ mod tests {
             },
         ] {
             let cached = net.forward(&x, &t, &c, drop, None).unwrap();
-            let joined = net
-                .forward_joined(
-                    5,
-                    &net.cond_token(&c, drop).unwrap(),
-                    &net.step_tokens(&x, &t, drop).unwrap(),
-                    None,
-                )
-                .unwrap();
+            let joined = forward_joined(
+                &net,
+                5,
+                &net.cond_token(&c, drop).unwrap(),
+                &net.step_tokens(&x, &t, drop).unwrap(),
+                None,
+            )
+            .unwrap();
             let d = cmkd_train::compare::max_abs_diff(&cached, &joined).unwrap();
             assert!(d < 1e-5, "{drop:?}: {d}");
         }
