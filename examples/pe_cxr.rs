@@ -8,6 +8,7 @@
 //! cargo run --release --features cuda --example pe_cxr -- --cuda
 //! cargo run --release --example pe_cxr -- --cohort cohort.csv   # your own paired cohort
 //! cargo run --release --example pe_cxr -- --cohort cohort.csv --rspect train.csv --rspect-root train/
+//! cargo run --release --example pe_cxr -- --features DIR   # phase A from extract_features (sharded)
 //! ```
 //!
 //! Three phases (Cahan et al., MICCAI 2025):
@@ -23,11 +24,12 @@
 //! Every phase is cached under `<out>/cache/<config hash>/`, so a rerun continues where it stopped.
 
 use clap::Parser;
+use cmkd::pipeline::shard::ExtractedFeatures;
 use cmkd::pipeline::{
-    load_data, run_seeds, Experiment, ManifestSource, PipelineConfig, Report, Result, RspectSource,
-    RunOptions,
+    load_cohort, load_data, run_seeds, Experiment, ManifestSource, PipelineConfig, Report, Result,
+    RspectSource, RunOptions,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -77,6 +79,12 @@ struct Args {
     /// hold both classes).
     #[arg(long, requires = "rspect")]
     rspect_limit: Option<usize>,
+    /// Start from phase A's frozen encoders and features extracted elsewhere (the folder
+    /// `extract_features` fills: `encoders/`, `cohort/` and `pretrain/` merged): the pretraining set
+    /// is not read. The cohort (synthetic, or --cohort) must be the one extracted. Table 2 then has
+    /// no structural rows.
+    #[arg(long, conflicts_with_all = ["rspect", "pretrain_patients"])]
+    features: Option<PathBuf>,
     /// Patients in the paired cohort.
     #[arg(long)]
     patients: Option<usize>,
@@ -186,11 +194,26 @@ fn run(
     config: &PipelineConfig,
     cohort: Option<&ManifestSource>,
     rspect: Option<&RspectSource>,
+    features: Option<&Path>,
     options: &RunOptions,
 ) -> Result<Report> {
-    // The paired cohort and the CT-only pretraining set.
-    let data = load_data(config, cohort, rspect)?;
-    let exp = Experiment::new(&data.config, &data.cohort, &data.pretrain, options)?;
+    // The paired cohort and the CT-only pretraining set, or phase A's features extracted elsewhere.
+    let (data, extracted, paired, settings);
+    let exp = match features {
+        None => {
+            data = load_data(config, cohort, rspect)?;
+            Experiment::new(&data.config, &data.cohort, &data.pretrain, options)?
+        }
+        Some(dir) => {
+            extracted = ExtractedFeatures::load(dir, &options.device)?;
+            settings = PipelineConfig {
+                pretrain_patients: extracted.pretrain.len(),
+                ..config.clone()
+            };
+            paired = load_cohort(&settings, cohort)?;
+            Experiment::from_features(&settings, &paired, &extracted, options)?
+        }
+    };
     // Phase A: the frozen slice CNN and X-ray backbone, pretrained, and their features.
     let frozen = exp.phase_a()?;
     let mut folds = Vec::new();
@@ -254,8 +277,18 @@ fn main() -> ExitCode {
             root: root.clone(),
             limit: args.rspect_limit,
         });
+    if args.features.is_some() && args.seeds > 1 {
+        eprintln!("error: --features holds the features of one seed's cohort; use --seeds 1");
+        return ExitCode::FAILURE;
+    }
     let result = run_seeds(&config(&args), &options, args.seeds, |c, o| {
-        run(c, cohort.as_ref(), rspect.as_ref(), o)
+        run(
+            c,
+            cohort.as_ref(),
+            rspect.as_ref(),
+            args.features.as_deref(),
+            o,
+        )
     });
     match result {
         Ok(_) => {

@@ -247,3 +247,78 @@ fn an_exam_listed_twice_is_refused_before_any_work() {
     let err = err.to_string();
     assert!(err.contains("duplicate") && err.contains("line 6"), "{err}");
 }
+
+#[test]
+fn the_pipeline_runs_from_merged_features_without_the_pretraining_volumes() {
+    use cmkd::pipeline::shard::{ExtractedFeatures, COHORT_DIR, ENCODERS_DIR, PRETRAIN_DIR};
+    use cmkd::pipeline::sources::synthetic_cohort;
+    use cmkd::pipeline::{Experiment, RunOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("features");
+    let config = PipelineConfig::tiny();
+    let device = Device::Cpu;
+    let pretrain = synthetic_pretraining_set(&config).unwrap();
+    let (ctpa, cxr) = pretrain_encoders(&pretrain, &config, &device).unwrap();
+    let encoders =
+        FrozenEncoders::save(&ctpa, &cxr, &config.data, &dir.join(ENCODERS_DIR), &device).unwrap();
+    let cohort = synthetic_cohort(&config).unwrap();
+    for (sub, set) in [(COHORT_DIR, cohort.clone()), (PRETRAIN_DIR, pretrain)] {
+        let exams = ExamSet::in_memory(set).unwrap();
+        let out = dir.join(sub);
+        for i in 0..2 {
+            extract_shard(&encoders, &exams, Shard::new(i, 2).unwrap(), &out, |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        }
+        merge(&exams, encoders.fingerprint(), &out, &device).unwrap();
+    }
+    let extracted = ExtractedFeatures::load(&dir, &device).unwrap();
+    let options = RunOptions {
+        out: tmp.path().join("run"),
+        ablations: false,
+        other_seeds: Vec::new(),
+        device: Device::Cpu,
+    };
+    let report = Experiment::from_features(&config, &cohort, &extracted, &options)
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(report.table1.len(), 8);
+    for m in &report.table1 {
+        assert!(
+            (0.0..=1.0).contains(&m.row.auc),
+            "{}: {}",
+            m.row.model,
+            m.row.auc
+        );
+    }
+    assert!(
+        report.pretrain_source.contains(encoders.fingerprint()),
+        "{}",
+        report.pretrain_source
+    );
+    // The same encoders and features as pretraining them within the run: the same scores.
+    let within = RunOptions {
+        out: tmp.path().join("within"),
+        ..options.clone()
+    };
+    let pretrain = synthetic_pretraining_set(&config).unwrap();
+    let direct = Experiment::new(&config, &cohort, &pretrain, &within)
+        .unwrap()
+        .run()
+        .unwrap();
+    for (a, b) in report.table1.iter().zip(&direct.table1) {
+        assert_eq!(a.row.model, b.row.model);
+        assert_eq!(a.row.auc, b.row.auc, "{}", a.row.model);
+    }
+
+    // Another cohort than the one extracted is refused, by patient.
+    let mut other = cohort.clone();
+    other.patients.swap(0, 1);
+    let err = Experiment::from_features(&config, &other, &extracted, &options)
+        .err()
+        .expect("a cohort in another order")
+        .to_string();
+    assert!(err.contains("exam 1"), "{err}");
+}

@@ -24,6 +24,7 @@ use super::features::{phase_a, PhaseA};
 use super::fold::{fold_diagnostics, pick, tsne_snapshot, Draws, FoldHeads, FoldRow, PriorVariant};
 use super::report::Report;
 use super::run::{RunOptions, BASELINES, CMKD, PRIOR};
+use super::shard::ExtractedFeatures;
 use super::streams::{fold_seed, Stream};
 
 /// Version of what a fold computes from the same settings and data, part of the run's cache key:
@@ -58,7 +59,7 @@ pub struct FoldOutput {
 pub struct Experiment<'a> {
     pub(crate) config: &'a PipelineConfig,
     pub(crate) cohort: &'a PairedCohort,
-    pub(crate) pretrain_set: &'a PairedCohort,
+    pub(crate) pretrain: Pretrain<'a>,
     pub(crate) options: &'a RunOptions,
     /// The run's cache key (settings and data).
     pub(crate) hash: String,
@@ -78,6 +79,24 @@ fn labels_tensor(labels: &[bool], device: &Device) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, labels.len(), device)?)
 }
 
+/// The CT-only pretraining set of a run: its patients, or phase A's features extracted elsewhere.
+pub(crate) enum Pretrain<'a> {
+    Cohort(&'a PairedCohort),
+    Features(&'a ExtractedFeatures),
+}
+
+impl Pretrain<'_> {
+    pub(crate) fn source(&self) -> String {
+        match self {
+            Self::Cohort(c) => c.source.clone(),
+            Self::Features(f) => format!(
+                "{} (features of encoders {})",
+                f.pretrain.source, f.pretrain.encoders
+            ),
+        }
+    }
+}
+
 impl<'a> Experiment<'a> {
     /// Checks the settings and data, makes the cache and figure folders and splits the folds.
     pub fn new(
@@ -89,14 +108,51 @@ impl<'a> Experiment<'a> {
         config.validate()?;
         cohort.validate()?;
         pretrain_set.validate()?;
+        let key = pretrain_set.fingerprint();
+        Self::with(
+            config,
+            cohort,
+            Pretrain::Cohort(pretrain_set),
+            &key,
+            options,
+        )
+    }
+
+    /// As [`Experiment::new`], with phase A's encoders and features computed elsewhere (sharded
+    /// extraction, [`super::shard`]) instead of pretrained here: the pretraining set's volumes are
+    /// never read. `cohort` must be the extracted cohort. Table 2's structural rows (an X-ray
+    /// backbone pretrained here on the pretraining set's radiographs) are left out of such a run.
+    pub fn from_features(
+        config: &'a PipelineConfig,
+        cohort: &'a PairedCohort,
+        features: &'a ExtractedFeatures,
+        options: &'a RunOptions,
+    ) -> Result<Self> {
+        config.validate()?;
+        cohort.validate()?;
+        features.cohort.check_matches(cohort)?;
+        let key = format!(
+            "features-{}-{}",
+            features.cohort.fingerprint()?,
+            features.pretrain.fingerprint()?
+        );
+        Self::with(config, cohort, Pretrain::Features(features), &key, options)
+    }
+
+    fn with(
+        config: &'a PipelineConfig,
+        cohort: &'a PairedCohort,
+        pretrain: Pretrain<'a>,
+        pretrain_key: &str,
+        options: &'a RunOptions,
+    ) -> Result<Self> {
         // The key covers the data too (a manifest cohort never reuses a synthetic run's cache) and
         // the version of the fold results (an older release's folds are never reused).
         let hash = cmkd_train::hash::fnv1a_hex(
             format!(
-                "{}/{}/{}/results-{RESULTS_VERSION}",
+                "{}/{}/{pretrain_key}/results-{RESULTS_VERSION}",
                 config.hash()?,
                 cohort.fingerprint(),
-                pretrain_set.fingerprint()
             )
             .as_bytes(),
         );
@@ -110,7 +166,7 @@ impl<'a> Experiment<'a> {
         Ok(Self {
             config,
             cohort,
-            pretrain_set,
+            pretrain,
             options,
             hash,
             cache,
@@ -135,12 +191,22 @@ impl<'a> Experiment<'a> {
     /// each half from its cache where it exists. With ablations, also the X-ray half of the
     /// PE-supervised backbone for Table 2's structural rows.
     pub fn phase_a(&self) -> Result<Frozen> {
+        let pretrain_set = match self.pretrain {
+            Pretrain::Cohort(set) => set,
+            Pretrain::Features(f) => {
+                let main = f.phase_a(self.config, self.cohort)?;
+                return Ok(Frozen {
+                    main,
+                    ct_only_pe: None,
+                });
+            }
+        };
         let root = self.options.out.join("cache");
         let device = &self.options.device;
-        let main = phase_a(self.config, self.cohort, self.pretrain_set, &root, device)?;
+        let main = phase_a(self.config, self.cohort, pretrain_set, &root, device)?;
         let other = self.config.with_ct_only_pe_backbone();
         let ct_only_pe = if self.options.ablations && other != *self.config {
-            let a = phase_a(&other, self.cohort, self.pretrain_set, &root, device)?;
+            let a = phase_a(&other, self.cohort, pretrain_set, &root, device)?;
             Some((other, a))
         } else {
             None

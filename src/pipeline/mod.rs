@@ -57,4 +57,4 @@ pub use fold::{FoldHeads, FoldRow, PriorVariant};
 pub use report::Report;
 pub use run::{run_manifest, run_on, run_sources, run_synthetic, RunOptions};
 pub use seeds::run_seeds;
-pub use sources::{load_data, Data, ManifestSource, RspectSource};
+pub use sources::{load_cohort, load_data, Data, ManifestSource, RspectSource};

@@ -320,7 +320,7 @@ pub(crate) fn write(
         uncertainty,
         prior_final_loss: folds.iter().map(|o| o.prior_final_loss).collect(),
         cohort_source: exp.cohort.source.clone(),
-        pretrain_source: exp.pretrain_set.source.clone(),
+        pretrain_source: exp.pretrain.source(),
         diagnostics: diagnostics(exp, folds, &models, &prior_oof)?,
         data_use: data_use(config),
     };

@@ -26,8 +26,9 @@ use std::path::{Path, PathBuf};
 use super::cohort::{
     read_record, read_rspect_exam, rspect_source, PairedCohort, Patient, RspectCt,
 };
-use super::config::DataConfig;
+use super::config::{DataConfig, PipelineConfig};
 use super::error::{PipelineError, Result};
+use super::features::{Features, PhaseA, INIT_CTPA, INIT_CXR};
 use super::sources::{ManifestSource, RspectSource};
 use cmkd_train::hash::{fnv1a_hex, fnv1a_update, FNV_OFFSET};
 use med_io::manifest::{read_paired_manifest, read_rspect_labels, PairedRecord, RspectExam};
@@ -543,6 +544,8 @@ pub struct FeatureSet {
     pub cxr: Tensor,
     /// The fingerprint of the encoders that made them.
     pub encoders: String,
+    /// Where the exams came from.
+    pub source: String,
 }
 
 impl FeatureSet {
@@ -561,6 +564,7 @@ impl FeatureSet {
             ("format".to_string(), SET_FORMAT.to_string()),
             ("encoders".to_string(), self.encoders.clone()),
             ("ids".to_string(), serde_json::to_string(&self.ids)?),
+            ("source".to_string(), self.source.clone()),
         ]);
         let bytes = safetensors::serialize(tensors, Some(meta))
             .map_err(|e| PipelineError::Data(format!("{}: {e}", path.display())))?;
@@ -600,6 +604,7 @@ impl FeatureSet {
             seqs,
             cxr,
             encoders: meta.get("encoders").cloned().unwrap_or_default(),
+            source: meta.get("source").cloned().unwrap_or_default(),
         })
     }
 
@@ -611,6 +616,142 @@ impl FeatureSet {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// A 16-hex-digit hash of the ids, labels, features and encoders: the set's part of a run's
+    /// cache key.
+    pub fn fingerprint(&self) -> Result<String> {
+        let mut h = fnv1a_update(FNV_OFFSET, self.encoders.as_bytes());
+        for (id, &l) in self.ids.iter().zip(&self.labels) {
+            h = fnv1a_update(h, id.as_bytes());
+            h = fnv1a_update(h, &[u8::from(l)]);
+        }
+        for t in self.seqs.iter().chain(std::iter::once(&self.cxr)) {
+            for v in t.flatten_all()?.to_vec1::<f32>()? {
+                h = fnv1a_update(h, &v.to_le_bytes());
+            }
+        }
+        Ok(format!("{h:016x}"))
+    }
+
+    /// The same exams, in the same order, with the same labels as `cohort` (or an error naming the
+    /// first difference).
+    pub fn check_matches(&self, cohort: &PairedCohort) -> Result<()> {
+        if self.len() != cohort.len() {
+            return Err(PipelineError::Data(format!(
+                "the features of {} hold {} exams; the cohort has {}",
+                self.source,
+                self.len(),
+                cohort.len()
+            )));
+        }
+        for (j, (p, (id, &l))) in cohort
+            .patients
+            .iter()
+            .zip(self.ids.iter().zip(&self.labels))
+            .enumerate()
+        {
+            if p.id != *id || p.label != l {
+                return Err(PipelineError::Data(format!(
+                    "exam {}: the features are of `{id}` (label {}), the cohort's patient is `{}` (label {})",
+                    j + 1,
+                    u8::from(l),
+                    p.id,
+                    u8::from(p.label)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The phase A features of the set.
+    pub fn features(&self) -> Features {
+        Features {
+            seqs: self.seqs.clone(),
+            cxr: self.cxr.clone(),
+        }
+    }
+}
+
+/// The folder of the cohort's extraction inside a features folder.
+pub const COHORT_DIR: &str = "cohort";
+/// The folder of the CT-only pretraining set's extraction inside a features folder.
+pub const PRETRAIN_DIR: &str = "pretrain";
+/// The folder of the frozen encoders inside a features folder.
+pub const ENCODERS_DIR: &str = "encoders";
+
+/// Phase A computed elsewhere: the frozen encoders and the merged features of the paired cohort and
+/// of the CT-only pretraining set, as `extract_features` leaves them in one folder
+/// (`encoders/`, `cohort/features.safetensors`, `pretrain/features.safetensors`). A run from them
+/// ([`super::Experiment::from_features`]) never holds the pretraining set's volumes in memory.
+pub struct ExtractedFeatures {
+    /// The encoders.
+    pub encoders: FrozenEncoders,
+    /// The paired cohort's features.
+    pub cohort: FeatureSet,
+    /// The CT-only pretraining set's features.
+    pub pretrain: FeatureSet,
+}
+
+impl ExtractedFeatures {
+    /// Loads the folder `dir`; both sets must have been made by its encoders.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let encoders = FrozenEncoders::load(&dir.join(ENCODERS_DIR), device)?;
+        let set = |sub: &str| -> Result<FeatureSet> {
+            let path = dir.join(sub).join(MERGED_FILE);
+            let set = FeatureSet::load(&path, device)?;
+            if set.encoders != encoders.fingerprint() {
+                return Err(PipelineError::Data(format!(
+                    "{}: made by encoders {}, not by {} ({}); extract and merge it again",
+                    path.display(),
+                    set.encoders,
+                    dir.join(ENCODERS_DIR).display(),
+                    encoders.fingerprint()
+                )));
+            }
+            Ok(set)
+        };
+        let (cohort, pretrain) = (set(COHORT_DIR)?, set(PRETRAIN_DIR)?);
+        let pos = pretrain.labels.iter().filter(|&&l| l).count();
+        if pos == 0 || pos == pretrain.len() {
+            return Err(PipelineError::Data(format!(
+                "the pretraining set's features ({}) need both classes; {pos} of {} are positive",
+                pretrain.source,
+                pretrain.len()
+            )));
+        }
+        Ok(Self {
+            encoders,
+            cohort,
+            pretrain,
+        })
+    }
+
+    /// Phase A for `config` on `cohort` from these features: the cohort must be the one extracted
+    /// (same ids, order and labels) and `config`'s preprocessing the encoders'. The per-fold heads'
+    /// pretrained starts are the encoders' own weights, as phase A keeps them.
+    pub fn phase_a(&self, config: &PipelineConfig, cohort: &PairedCohort) -> Result<PhaseA> {
+        if config.data != self.encoders.data {
+            return Err(PipelineError::config(
+                "data",
+                "the run's preprocessing differs from the one the extracted features were made with",
+            ));
+        }
+        self.cohort.check_matches(cohort)?;
+        let mut init = HashMap::new();
+        for (name, var) in self.encoders.ctpa.vit().trainable_vars() {
+            init.insert(format!("{INIT_CTPA}{name}"), var.as_tensor().detach());
+        }
+        if config.xray_backbone.uses_ct_only_pe_labels() {
+            for (name, var) in self.encoders.cxr.trainable_vars() {
+                init.insert(format!("{INIT_CXR}{name}"), var.as_tensor().detach());
+            }
+        }
+        Ok(PhaseA {
+            cohort: self.cohort.features(),
+            pretrain: self.pretrain.features(),
+            init,
+        })
     }
 }
 
@@ -691,6 +832,7 @@ pub fn merge(exams: &ExamSet, encoders: &str, out: &Path, device: &Device) -> Re
         seqs,
         cxr: Tensor::stack(&cxr, 0)?,
         encoders: encoders.to_string(),
+        source: exams.source().to_string(),
     };
     set.save(&out.join(MERGED_FILE))?;
     Ok(set)

@@ -64,6 +64,22 @@ pub fn pretraining_set(
     }
 }
 
+/// The paired cohort of `cohort` (a manifest on disk), or the synthetic one of `config` when `None`.
+pub fn load_cohort(
+    config: &PipelineConfig,
+    cohort: Option<&ManifestSource>,
+) -> Result<PairedCohort> {
+    match cohort {
+        Some(source) => PairedCohort::from_manifest(
+            &source.csv,
+            source.ct_dir.as_deref(),
+            source.cxr_dir.as_deref(),
+            &config.data,
+        ),
+        None => synthetic_cohort(config),
+    }
+}
+
 /// A run's data and the settings that describe them.
 pub struct Data {
     /// The settings, with `pretrain_patients` the size of the pretraining set actually read.
@@ -85,15 +101,7 @@ pub fn load_data(
     config.validate()?;
     // The pretraining set first: a bad RSPECT layout is reported before any cohort is generated.
     let pretrain = pretraining_set(config, rspect)?;
-    let paired = match cohort {
-        Some(source) => PairedCohort::from_manifest(
-            &source.csv,
-            source.ct_dir.as_deref(),
-            source.cxr_dir.as_deref(),
-            &config.data,
-        )?,
-        None => synthetic_cohort(config)?,
-    };
+    let paired = load_cohort(config, cohort)?;
     Ok(Data {
         config: PipelineConfig {
             pretrain_patients: pretrain.len(),
