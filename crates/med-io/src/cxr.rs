@@ -9,7 +9,7 @@ use std::path::Path;
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{PixelDecoder, VoiLutFunction};
 
-use crate::dicom_io::{decode_stored, open_dicom, DicomHeader};
+use crate::dicom_io::{decode_stored, parse_dicom_bytes, DicomHeader};
 use crate::error::{Error, Result};
 use crate::image2d::Image2d;
 
@@ -134,7 +134,13 @@ fn apply_voi(
 /// Pixel spacing comes from PixelSpacing or ImagerPixelSpacing.
 pub fn read_cxr_dicom(path: impl AsRef<Path>) -> Result<(Image2d, VoiApplied)> {
     let path = path.as_ref();
-    let obj = open_dicom(path)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    read_cxr_dicom_bytes(&bytes, path)
+}
+
+/// [`read_cxr_dicom`] on a file held in memory (`path` only labels errors).
+pub fn read_cxr_dicom_bytes(bytes: &[u8], path: &Path) -> Result<(Image2d, VoiApplied)> {
+    let obj = parse_dicom_bytes(bytes, path)?;
     let h = DicomHeader::from_object(&obj, path)?;
     if !h.photometric.starts_with("MONOCHROME") {
         return Err(Error::dicom(

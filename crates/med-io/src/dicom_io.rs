@@ -166,6 +166,7 @@ fn parse(bytes: &[u8], path: &Path, header_only: bool) -> Result<DefaultDicomObj
             "not a DICOM file (no `DICM` marker at byte 128)",
         ));
     };
+    crate::dicom_lengths::check_declared_lengths(body, body.len() as u64, path)?;
     let mut opts = OpenFileOptions::new();
     if header_only {
         opts = opts.read_until(tags::PIXEL_DATA);
@@ -189,11 +190,36 @@ pub fn open_dicom(path: impl AsRef<Path>) -> Result<DefaultDicomObject> {
 /// Reads the header of a DICOM image file without decoding its pixels.
 pub fn read_dicom_header(path: impl AsRef<Path>) -> Result<DicomHeader> {
     let path = path.as_ref();
-    let obj = OpenFileOptions::new()
+    DicomHeader::from_object(&open_dicom_header(path)?, path)
+}
+
+/// Opens a DICOM file up to its pixel data, after checking that the declared lengths of its
+/// header fit in the file.
+pub(crate) fn open_dicom_header(path: &Path) -> Result<DefaultDicomObject> {
+    check_file_lengths(path)?;
+    OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
-        .map_err(|e| Error::dicom(path, e.to_string()))?;
-    DicomHeader::from_object(&obj, path)
+        .map_err(|e| Error::dicom(path, e.to_string()))
+}
+
+/// [`crate::dicom_lengths::check_declared_lengths`] on the first 64 KiB of a file on disk (the
+/// header of an image, nearly always), against the file's real size.
+fn check_file_lengths(path: &Path) -> Result<()> {
+    use std::io::Read;
+    const PREFIX: u64 = 64 << 10;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = Vec::new();
+    file.take(PREFIX)
+        .read_to_end(&mut head)
+        .map_err(|e| Error::io(path, e))?;
+    let skip = if head.len() >= 132 && &head[128..132] == b"DICM" {
+        128
+    } else {
+        0
+    };
+    crate::dicom_lengths::check_declared_lengths(&head[skip..], len - skip as u64, path)
 }
 
 /// Decodes all frames of a greyscale image object as stored values (no modality LUT), frame

@@ -45,6 +45,7 @@
 mod atomic;
 pub mod cxr;
 pub mod dicom_io;
+mod dicom_lengths;
 pub mod drr;
 pub mod error;
 pub mod image2d;

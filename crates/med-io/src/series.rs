@@ -11,11 +11,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::DefaultDicomObject;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
-use crate::dicom_io::{decode_stored, normal, open_dicom, DicomHeader};
+use crate::dicom_io::{decode_stored, normal, open_dicom, open_dicom_header, DicomHeader};
 use crate::error::{Error, Result};
 use crate::volume::{Geometry, Intensity, Volume, VolumeMeta};
 
@@ -83,10 +83,7 @@ fn scan(dir: &Path, full: bool) -> Result<(SeriesMap, HashMap<PathBuf, DefaultDi
             let obj = if full {
                 open_dicom(p)?
             } else {
-                OpenFileOptions::new()
-                    .read_until(tags::PIXEL_DATA)
-                    .open_file(p)
-                    .map_err(|e| Error::dicom(p, e.to_string()))?
+                open_dicom_header(p)?
             };
             if obj.get(tags::ROWS).is_none() {
                 return Ok(None);

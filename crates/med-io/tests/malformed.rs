@@ -228,6 +228,76 @@ fn dicom_without_pixel_data() {
     fails(read_dicom_file(dicom("rtplan.dcm")), &["rtplan.dcm"]);
 }
 
+/// CT_small.dcm (explicit VR little endian) with the US element `(group, element)` set to `v`.
+fn ct_small_with_us(group: u16, element: u16, v: u16) -> Vec<u8> {
+    let mut b = std::fs::read(dicom("CT_small.dcm")).unwrap();
+    let mut key = Vec::new();
+    key.extend_from_slice(&group.to_le_bytes());
+    key.extend_from_slice(&element.to_le_bytes());
+    key.extend_from_slice(b"US\x02\x00");
+    let at = b.windows(8).position(|w| w == key.as_slice()).unwrap() + 8;
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    b
+}
+
+#[test]
+fn dicom_rgb_is_refused_as_not_greyscale() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "rgb.dcm", &ct_small_with_us(0x0028, 0x0002, 3));
+    let e = fails(read_dicom_file(&p), &["rgb.dcm", "3 samples per pixel"]);
+    assert!(matches!(e, Error::Dicom { .. }), "{e:?}");
+    fails(med_io::read_cxr_dicom(&p), &["rgb.dcm"]);
+}
+
+#[test]
+fn dicom_zero_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "rows0.dcm",
+        &ct_small_with_us(0x0028, 0x0010, 0),
+    );
+    fails(read_dicom_file(&p), &["rows0.dcm"]);
+}
+
+#[test]
+fn dicom_huge_rows_and_columns_in_a_small_file_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = ct_small_with_us(0x0028, 0x0010, u16::MAX);
+    let cols = ct_small_with_us(0x0028, 0x0011, u16::MAX);
+    let at = b.iter().zip(&cols).position(|(x, y)| x != y).unwrap();
+    b[at..at + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+    let p = write(dir.path(), "huge.dcm", &b);
+    fails(read_dicom_file(&p), &["huge.dcm", "pixel data"]);
+}
+
+#[test]
+fn dicom_unsupported_bits_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        dir.path(),
+        "bits12.dcm",
+        &ct_small_with_us(0x0028, 0x0100, 12),
+    );
+    fails(read_dicom_file(&p), &["bits12.dcm", "BitsAllocated 12"]);
+}
+
+#[test]
+fn dicom_element_length_past_the_end_of_the_file_is_refused_before_allocating() {
+    // PixelData declares 4 GB in a 39 kB file (dicom-rs issues #543/#547: unbounded allocation).
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = std::fs::read(dicom("CT_small.dcm")).unwrap();
+    let at = b
+        .windows(8)
+        .position(|w| w == b"\xe0\x7f\x10\x00OW\x00\x00")
+        .unwrap()
+        + 8;
+    b[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let p = write(dir.path(), "long.dcm", &b);
+    fails(read_dicom_file(&p), &["long.dcm"]);
+    fails(med_io::read_cxr_dicom(&p), &["long.dcm"]);
+}
+
 #[test]
 fn dicom_series_folder_missing() {
     fails(read_dicom_series("/no/such/series"), &["/no/such/series"]);

@@ -1,0 +1,397 @@
+//! Declared element lengths checked against the file's size before dicom-rs reads the file.
+//!
+//! dicom-rs 0.10 reserves and zero-fills a value's declared length before reading it, so a 40 kB
+//! file whose PixelData claims 4 GB costs 4 GB of memory and seconds of page faults before the read
+//! fails (dicom-rs issues #543, #547). This walk reads only element headers: every definite length
+//! must fit in what is left of the file (or of the enclosing item or sequence), and nesting is
+//! bounded. It understands the three uncompressed encodings; where it cannot follow the bytes (a
+//! deflated data set, an element it cannot frame) it stops and leaves the rest to dicom-rs, whose
+//! reads are then bounded by the file's size anyway.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Sequences nested deeper than this are refused (real files nest a few levels).
+const MAX_DEPTH: usize = 32;
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const ITEM: (u16, u16) = (0xFFFE, 0xE000);
+const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
+const SEQUENCE_END: (u16, u16) = (0xFFFE, 0xE0DD);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    ExplicitLe,
+    ImplicitLe,
+    ExplicitBe,
+}
+
+/// Why the walk ended early without finding a fault.
+enum Stop {
+    /// The bytes at hand ran out or could not be framed: nothing more is checked.
+    Unknown,
+    /// A declared length does not fit.
+    Fault(String),
+}
+
+type Walk<T> = std::result::Result<T, Stop>;
+
+struct Cursor<'a> {
+    /// The bytes at hand: the file from its `DICM` marker, or a prefix of it.
+    buf: &'a [u8],
+    /// Where the file (from the same origin) really ends.
+    file_len: u64,
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Walk<&[u8]> {
+        let end = self.pos.checked_add(n).ok_or(Stop::Unknown)?;
+        let s = self.buf.get(self.pos..end).ok_or(Stop::Unknown)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u16(&mut self, enc: Encoding) -> Walk<u16> {
+        let b = self.take(2)?;
+        Ok(match enc {
+            Encoding::ExplicitBe => u16::from_be_bytes([b[0], b[1]]),
+            _ => u16::from_le_bytes([b[0], b[1]]),
+        })
+    }
+
+    fn u32(&mut self, enc: Encoding) -> Walk<u32> {
+        let b = self.take(4)?;
+        Ok(match enc {
+            Encoding::ExplicitBe => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        })
+    }
+
+    /// Where a value of declared length `len` starting here ends; a fault if past the file's end.
+    fn end_of(&self, len: u32, tag: (u16, u16)) -> Walk<u64> {
+        let end = self.pos as u64 + u64::from(len);
+        if end > self.file_len {
+            return Err(Stop::Fault(format!(
+                "element ({:04X},{:04X}) declares {len} bytes at offset {}, but the file has only {} more",
+                tag.0,
+                tag.1,
+                self.pos,
+                self.file_len.saturating_sub(self.pos as u64)
+            )));
+        }
+        Ok(end)
+    }
+
+    /// Moves to `end`; past the bytes at hand (a prefix of the file) nothing more is checked.
+    fn seek(&mut self, end: u64) -> Walk<()> {
+        match usize::try_from(end) {
+            Ok(e) if e <= self.buf.len() => {
+                self.pos = e;
+                Ok(())
+            }
+            _ => Err(Stop::Unknown),
+        }
+    }
+}
+
+/// Value representations whose explicit-VR header has two reserved bytes and a 32-bit length.
+fn long_vr(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"SV"
+            | b"UV"
+    )
+}
+
+/// What a walk goes through.
+#[derive(Clone, Copy, PartialEq)]
+enum Level {
+    /// Data elements, up to a definite end or an item's delimiter.
+    Elements,
+    /// The items of a sequence of undefined length, up to its delimiter.
+    Items,
+    /// The fragments of encapsulated pixel data: raw bytes, never entered.
+    Fragments,
+}
+
+/// Walks from the cursor up to `end` (a definite length's end, or the file's) or the level's
+/// delimiter.
+fn walk(c: &mut Cursor, enc: Encoding, end: u64, level: Level, depth: usize) -> Walk<()> {
+    if depth > MAX_DEPTH {
+        return Err(Stop::Fault(format!(
+            "sequences nested more than {MAX_DEPTH} deep at offset {}",
+            c.pos
+        )));
+    }
+    while (c.pos as u64) < end {
+        let tag = (c.u16(enc)?, c.u16(enc)?);
+        if tag.0 == 0xFFFE {
+            // Item and delimiter headers: a tag and a 32-bit length, in every encoding.
+            let len = c.u32(enc)?;
+            match (tag, level) {
+                (ITEM_END, Level::Elements) | (SEQUENCE_END, Level::Items | Level::Fragments) => {
+                    return Ok(())
+                }
+                (ITEM, Level::Items) if len == UNDEFINED => {
+                    walk(c, enc, c.file_len, Level::Elements, depth + 1)?
+                }
+                (ITEM, Level::Items) => {
+                    let item_end = c.end_of(len, tag)?;
+                    walk(c, enc, item_end, Level::Elements, depth + 1)?;
+                    c.seek(item_end)?;
+                }
+                (ITEM, Level::Fragments) if len != UNDEFINED => {
+                    let fragment_end = c.end_of(len, tag)?;
+                    c.seek(fragment_end)?;
+                }
+                _ => return Err(Stop::Unknown),
+            }
+            continue;
+        }
+        if level != Level::Elements {
+            return Err(Stop::Unknown);
+        }
+        let (vr, len) = match enc {
+            Encoding::ImplicitLe => (None, c.u32(enc)?),
+            _ => {
+                let b = c.take(2)?;
+                let vr = [b[0], b[1]];
+                if !vr.iter().all(u8::is_ascii_uppercase) {
+                    return Err(Stop::Unknown);
+                }
+                if long_vr(&vr) {
+                    c.take(2)?;
+                    (Some(vr), c.u32(enc)?)
+                } else {
+                    (Some(vr), u32::from(c.u16(enc)?))
+                }
+            }
+        };
+        if len == UNDEFINED {
+            if tag == (0x7FE0, 0x0010) {
+                walk(c, enc, c.file_len, Level::Fragments, depth + 1)?;
+            } else {
+                // A sequence, or UN of undefined length, which holds implicit VR little endian
+                // (PS3.5 6.2.2).
+                let inner = if vr == Some(*b"UN") {
+                    Encoding::ImplicitLe
+                } else {
+                    enc
+                };
+                walk(c, inner, c.file_len, Level::Items, depth + 1)?;
+            }
+            continue;
+        }
+        let value_end = c.end_of(len, tag)?;
+        if vr == Some(*b"SQ") {
+            walk_definite_sequence(c, enc, value_end, depth + 1)?;
+        }
+        c.seek(value_end)?;
+    }
+    Ok(())
+}
+
+/// The items of a sequence of definite length, up to `end`.
+fn walk_definite_sequence(c: &mut Cursor, enc: Encoding, end: u64, depth: usize) -> Walk<()> {
+    while (c.pos as u64) < end {
+        let tag = (c.u16(enc)?, c.u16(enc)?);
+        let len = c.u32(enc)?;
+        if tag != ITEM {
+            return Err(Stop::Unknown);
+        }
+        if len == UNDEFINED {
+            walk(c, enc, c.file_len, Level::Elements, depth + 1)?;
+        } else {
+            let item_end = c.end_of(len, tag)?;
+            walk(c, enc, item_end, Level::Elements, depth + 1)?;
+            c.seek(item_end)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks the declared lengths of `buf` (the file from its `DICM` marker, or a prefix of it) against
+/// `file_len` (the length of the same from the marker).
+pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> Result<()> {
+    let mut c = Cursor {
+        buf,
+        file_len,
+        pos: 4,
+    };
+    let fault = |m: String| Error::dicom(path, format!("corrupt file: {m}"));
+    // File meta information: explicit VR little endian, group 0002.
+    let mut syntax = String::new();
+    loop {
+        let at = c.pos;
+        let Some(group) = buf.get(at..at + 2) else {
+            return Ok(());
+        };
+        if u16::from_le_bytes([group[0], group[1]]) != 0x0002 {
+            break;
+        }
+        let walk = (|| -> Walk<()> {
+            let tag = (c.u16(Encoding::ExplicitLe)?, c.u16(Encoding::ExplicitLe)?);
+            let vr: [u8; 2] = c.take(2)?.try_into().map_err(|_| Stop::Unknown)?;
+            let len = if long_vr(&vr) {
+                c.take(2)?;
+                c.u32(Encoding::ExplicitLe)?
+            } else {
+                u32::from(c.u16(Encoding::ExplicitLe)?)
+            };
+            let start = c.pos;
+            let end = c.end_of(len, tag)?;
+            c.seek(end)?;
+            if tag == (0x0002, 0x0010) {
+                syntax = String::from_utf8_lossy(&buf[start..c.pos])
+                    .trim_end_matches(['\0', ' '])
+                    .to_string();
+            }
+            Ok(())
+        })();
+        match walk {
+            Ok(()) => {}
+            Err(Stop::Unknown) => return Ok(()),
+            Err(Stop::Fault(m)) => return Err(fault(m)),
+        }
+    }
+    let enc = match syntax.as_str() {
+        "1.2.840.10008.1.2" => Encoding::ImplicitLe,
+        "1.2.840.10008.1.2.2" => Encoding::ExplicitBe,
+        // Deflated: the data set is compressed and cannot be walked here.
+        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        _ => Encoding::ExplicitLe,
+    };
+    match walk(&mut c, enc, file_len, Level::Elements, 0) {
+        Ok(()) | Err(Stop::Unknown) => Ok(()),
+        Err(Stop::Fault(m)) => Err(fault(m)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(name: &str) -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/dicom")
+            .join(name);
+        std::fs::read(p).unwrap()[128..].to_vec()
+    }
+
+    fn check(b: &[u8]) -> Result<()> {
+        check_declared_lengths(b, b.len() as u64, Path::new("t.dcm"))
+    }
+
+    /// Explicit VR little endian element header with a 32-bit length.
+    fn long_header(group: u16, element: u16, vr: &[u8; 2], len: u32) -> Vec<u8> {
+        let mut h = Vec::new();
+        h.extend_from_slice(&group.to_le_bytes());
+        h.extend_from_slice(&element.to_le_bytes());
+        h.extend_from_slice(vr);
+        h.extend_from_slice(&[0, 0]);
+        h.extend_from_slice(&len.to_le_bytes());
+        h
+    }
+
+    fn item(len: u32) -> Vec<u8> {
+        let mut h = vec![0xFE, 0xFF, 0x00, 0xE0];
+        h.extend_from_slice(&len.to_le_bytes());
+        h
+    }
+
+    /// The file meta group of CT_small.dcm (explicit VR little endian) followed by `data`.
+    fn with_data_set(data: &[u8]) -> Vec<u8> {
+        let b = body("CT_small.dcm");
+        let mut at = 4;
+        while u16::from_le_bytes([b[at], b[at + 1]]) == 0x0002 {
+            let short = u16::from_le_bytes([b[at + 6], b[at + 7]]) as usize;
+            at += if long_vr(&b[at + 4..at + 6]) {
+                12 + u32::from_le_bytes([b[at + 8], b[at + 9], b[at + 10], b[at + 11]]) as usize
+            } else {
+                8 + short
+            };
+        }
+        let mut out = b[..at].to_vec();
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn valid_files_pass_in_every_encoding() {
+        for name in [
+            "CT_small.dcm",
+            "MR_small.dcm",
+            "MR_small_bigendian.dcm",
+            "MR_small_RLE.dcm",
+            "JPEG2000.dcm",
+            "MR_small_jp2klossless.dcm",
+            "rtplan.dcm",
+            "image_dfl.dcm",
+            "cxr_mono1_voilut.dcm",
+        ] {
+            check(&body(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused_naming_the_element() {
+        let e = check(&body("MR_truncated.dcm")).unwrap_err().to_string();
+        assert!(e.contains("(7FE0,0010)") && e.contains("t.dcm"), "{e}");
+    }
+
+    #[test]
+    fn a_length_inside_a_nested_item_is_checked_against_the_file() {
+        // A sequence of undefined length whose item holds an OB claiming 1 GB.
+        let mut d = long_header(0x0008, 0x1140, b"SQ", UNDEFINED);
+        d.extend(item(UNDEFINED));
+        d.extend(long_header(0x0009, 0x0010, b"OB", 1 << 30));
+        d.extend([0u8; 16]);
+        let e = check(&with_data_set(&d)).unwrap_err().to_string();
+        assert!(e.contains("(0009,0010)") && e.contains("1073741824"), "{e}");
+
+        // The same in a sequence and item of definite lengths.
+        let inner = {
+            let mut v = long_header(0x0009, 0x0010, b"OB", 1 << 30);
+            v.extend([0u8; 4]);
+            v
+        };
+        let mut it = item(inner.len() as u32);
+        it.extend(&inner);
+        let mut d = long_header(0x0008, 0x1140, b"SQ", it.len() as u32);
+        d.extend(it);
+        assert!(check(&with_data_set(&d)).is_err());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let mut d = Vec::new();
+        for _ in 0..40 {
+            d.extend(long_header(0x0008, 0x1140, b"SQ", UNDEFINED));
+            d.extend(item(UNDEFINED));
+        }
+        let e = check(&with_data_set(&d)).unwrap_err().to_string();
+        assert!(e.contains("nested"), "{e}");
+    }
+
+    #[test]
+    fn a_prefix_checks_what_it_holds_and_trusts_the_rest() {
+        let b = body("CT_small.dcm");
+        let len = b.len() as u64;
+        check_declared_lengths(&b[..2000], len, Path::new("t.dcm")).unwrap();
+        // The same prefix of a file that is really shorter than its pixel data claims.
+        let e = check_declared_lengths(&b, 38_000, Path::new("t.dcm")).unwrap_err();
+        assert!(e.to_string().contains("(7FE0,0010)"), "{e}");
+    }
+}
