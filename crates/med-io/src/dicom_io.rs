@@ -214,6 +214,14 @@ fn check_file_lengths(path: &Path) -> Result<()> {
     file.take(PREFIX)
         .read_to_end(&mut head)
         .map_err(|e| Error::io(path, e))?;
+    // A deflated data set is walked inflated, which needs the whole file.
+    if (head.len() as u64) < len
+        && head
+            .windows(crate::dicom_lengths::DEFLATED.len())
+            .any(|w| w == crate::dicom_lengths::DEFLATED)
+    {
+        head = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    }
     let skip = if head.len() >= 132 && &head[128..132] == b"DICM" {
         128
     } else {

@@ -95,24 +95,86 @@ impl Cursor<'_> {
     }
 }
 
-/// Value representations whose explicit-VR header has two reserved bytes and a 32-bit length.
-fn long_vr(vr: &[u8]) -> bool {
+/// Value representations whose explicit-VR header has a 16-bit length (PS3.5 7.1.2); every other
+/// one, and any two bytes that name no VR (read as UN, as dicom-rs does), has two reserved bytes
+/// and a 32-bit length.
+fn short_vr(vr: &[u8]) -> bool {
     matches!(
         vr,
-        b"OB"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
+}
+
+/// Whether dicom-rs reads these two bytes as UN: UN itself or no known VR.
+fn read_as_un(vr: &[u8]) -> bool {
+    !matches!(
+        vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FD"
+            | b"FL"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"OB"
             | b"OD"
             | b"OF"
             | b"OL"
             | b"OV"
             | b"OW"
+            | b"PN"
+            | b"SH"
+            | b"SL"
             | b"SQ"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
+            | b"SS"
+            | b"ST"
             | b"SV"
+            | b"TM"
+            | b"UC"
+            | b"UI"
+            | b"UL"
+            | b"UR"
+            | b"US"
+            | b"UT"
             | b"UV"
     )
+}
+
+/// An explicit-VR element header after its tag: the VR and the declared length.
+fn explicit_header(c: &mut Cursor, enc: Encoding) -> Walk<([u8; 2], u32)> {
+    let b = c.take(2)?;
+    let vr = [b[0], b[1]];
+    if short_vr(&vr) {
+        Ok((vr, u32::from(c.u16(enc)?)))
+    } else {
+        c.take(2)?;
+        Ok((vr, c.u32(enc)?))
+    }
 }
 
 /// What a walk goes through.
@@ -166,17 +228,8 @@ fn walk(c: &mut Cursor, enc: Encoding, end: u64, level: Level, depth: usize) -> 
         let (vr, len) = match enc {
             Encoding::ImplicitLe => (None, c.u32(enc)?),
             _ => {
-                let b = c.take(2)?;
-                let vr = [b[0], b[1]];
-                if !vr.iter().all(u8::is_ascii_uppercase) {
-                    return Err(Stop::Unknown);
-                }
-                if long_vr(&vr) {
-                    c.take(2)?;
-                    (Some(vr), c.u32(enc)?)
-                } else {
-                    (Some(vr), u32::from(c.u16(enc)?))
-                }
+                let (vr, len) = explicit_header(c, enc)?;
+                (Some(vr), len)
             }
         };
         if len == UNDEFINED {
@@ -185,7 +238,7 @@ fn walk(c: &mut Cursor, enc: Encoding, end: u64, level: Level, depth: usize) -> 
             } else {
                 // A sequence, or UN of undefined length, which holds implicit VR little endian
                 // (PS3.5 6.2.2).
-                let inner = if vr == Some(*b"UN") {
+                let inner = if vr.is_some_and(|v| read_as_un(&v)) {
                     Encoding::ImplicitLe
                 } else {
                     enc
@@ -222,6 +275,25 @@ fn walk_definite_sequence(c: &mut Cursor, enc: Encoding, end: u64, depth: usize)
     Ok(())
 }
 
+/// What a raw deflate stream inflates to, up to its end or its first corrupt byte. Deflate expands
+/// at most 1032-fold, so this is bounded by the file's size.
+fn inflate(compressed: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut d = flate2::read::DeflateDecoder::new(compressed);
+    let mut chunk = [0u8; 1 << 14];
+    while let Ok(n) = d.read(&mut chunk) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
+    out
+}
+
+/// The transfer syntax UID of deflated explicit VR little endian, as it appears in a file's meta.
+pub(crate) const DEFLATED: &[u8] = b"1.2.840.10008.1.2.1.99";
+
 /// Checks the declared lengths of `buf` (the file from its `DICM` marker, or a prefix of it) against
 /// `file_len` (the length of the same from the marker).
 pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> Result<()> {
@@ -231,46 +303,61 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
         pos: 4,
     };
     let fault = |m: String| Error::dicom(path, format!("corrupt file: {m}"));
-    // File meta information: explicit VR little endian, group 0002.
+    // File meta information, explicit VR little endian: dicom-rs reads the group length first and
+    // then elements (of any group) until that many bytes are consumed.
     let mut syntax = String::new();
-    loop {
-        let at = c.pos;
-        let Some(group) = buf.get(at..at + 2) else {
-            return Ok(());
-        };
-        if u16::from_le_bytes([group[0], group[1]]) != 0x0002 {
-            break;
+    let meta = (|| -> Walk<()> {
+        let tag = (c.u16(Encoding::ExplicitLe)?, c.u16(Encoding::ExplicitLe)?);
+        let (_, len) = explicit_header(&mut c, Encoding::ExplicitLe)?;
+        if tag != (0x0002, 0x0000) || len != 4 {
+            return Err(Stop::Unknown);
         }
-        let walk = (|| -> Walk<()> {
+        let group_length = u64::from(c.u32(Encoding::ExplicitLe)?);
+        let start = c.pos as u64;
+        while (c.pos as u64) - start < group_length {
             let tag = (c.u16(Encoding::ExplicitLe)?, c.u16(Encoding::ExplicitLe)?);
-            let vr: [u8; 2] = c.take(2)?.try_into().map_err(|_| Stop::Unknown)?;
-            let len = if long_vr(&vr) {
-                c.take(2)?;
+            let len = if tag.0 == 0xFFFE {
                 c.u32(Encoding::ExplicitLe)?
             } else {
-                u32::from(c.u16(Encoding::ExplicitLe)?)
+                explicit_header(&mut c, Encoding::ExplicitLe)?.1
             };
-            let start = c.pos;
+            if len == UNDEFINED {
+                return Err(Stop::Unknown);
+            }
+            let value = c.pos;
             let end = c.end_of(len, tag)?;
             c.seek(end)?;
             if tag == (0x0002, 0x0010) {
-                syntax = String::from_utf8_lossy(&buf[start..c.pos])
+                syntax = String::from_utf8_lossy(&buf[value..c.pos])
                     .trim_end_matches(['\0', ' '])
                     .to_string();
             }
-            Ok(())
-        })();
-        match walk {
-            Ok(()) => {}
-            Err(Stop::Unknown) => return Ok(()),
-            Err(Stop::Fault(m)) => return Err(fault(m)),
         }
+        Ok(())
+    })();
+    match meta {
+        Ok(()) => {}
+        Err(Stop::Unknown) => return Ok(()),
+        Err(Stop::Fault(m)) => return Err(fault(m)),
     }
     let enc = match syntax.as_str() {
         "1.2.840.10008.1.2" => Encoding::ImplicitLe,
         "1.2.840.10008.1.2.2" => Encoding::ExplicitBe,
-        // Deflated: the data set is compressed and cannot be walked here.
-        "1.2.840.10008.1.2.1.99" => return Ok(()),
+        // Deflated: the walk runs over the inflated data set, whose lengths bound what dicom-rs
+        // can read from it.
+        "1.2.840.10008.1.2.1.99" => {
+            let inflated = inflate(&buf[c.pos..]);
+            let mut d = Cursor {
+                buf: &inflated,
+                file_len: inflated.len() as u64,
+                pos: 0,
+            };
+            let end = d.file_len;
+            return match walk(&mut d, Encoding::ExplicitLe, end, Level::Elements, 0) {
+                Ok(()) | Err(Stop::Unknown) => Ok(()),
+                Err(Stop::Fault(m)) => Err(fault(format!("in the deflated data set, {m}"))),
+            };
+        }
         _ => Encoding::ExplicitLe,
     };
     match walk(&mut c, enc, file_len, Level::Elements, 0) {
@@ -317,7 +404,7 @@ mod tests {
         let mut at = 4;
         while u16::from_le_bytes([b[at], b[at + 1]]) == 0x0002 {
             let short = u16::from_le_bytes([b[at + 6], b[at + 7]]) as usize;
-            at += if long_vr(&b[at + 4..at + 6]) {
+            at += if !short_vr(&b[at + 4..at + 6]) {
                 12 + u32::from_le_bytes([b[at + 8], b[at + 9], b[at + 10], b[at + 11]]) as usize
             } else {
                 8 + short
@@ -343,6 +430,30 @@ mod tests {
         ] {
             check(&body(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_deflated_data_set_is_walked_inflated() {
+        use std::io::Write;
+        let b = body("image_dfl.dcm");
+        let at = b
+            .windows(DEFLATED.len())
+            .position(|w| w == DEFLATED)
+            .unwrap();
+        // The meta ends where its group length says; the rest is the raw deflate stream.
+        let group = u32::from_le_bytes([b[12], b[13], b[14], b[15]]) as usize;
+        assert!(at < 16 + group);
+        let data = inflate(&b[16 + group..]);
+        assert!(data.len() > b.len() - 16 - group, "inflated {}", data.len());
+        // An OB claiming 1 GB inside the deflated data set is found.
+        let mut bad = data.clone();
+        bad.extend(long_header(0x0009, 0x0010, b"OB", 1 << 30));
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&bad).unwrap();
+        let mut file = b[..16 + group].to_vec();
+        file.extend(z.finish().unwrap());
+        let e = check(&file).unwrap_err().to_string();
+        assert!(e.contains("deflated") && e.contains("(0009,0010)"), "{e}");
     }
 
     #[test]

@@ -484,27 +484,56 @@ fn decode_nifti1(
     frame: usize,
     per_frame: usize,
 ) -> Result<Vec<f32>> {
-    // The nifti crate multiplies by a NaN slope; nibabel (and we) ignore it.
+    // Where the nifti crate reads a header differently from nibabel, the copy it gets is patched
+    // to what nibabel reads: it multiplies by a NaN slope (nibabel ignores it), and it sizes the
+    // voxel data by `bitpix` where nibabel uses `datatype` (a mismatch made it panic).
+    let bitpix = if h.big_endian {
+        i16::from_be_bytes([bytes[72], bytes[73]])
+    } else {
+        i16::from_le_bytes([bytes[72], bytes[73]])
+    };
+    let want_bitpix = h.bytes_per_voxel().map(|b| 8 * b as i16);
+    let nan_slope = h.scaling().is_none() && h.scl_slope != 0.0;
     let patched;
-    let src: &[u8] = if h.scaling().is_none() && h.scl_slope != 0.0 {
+    let src: &[u8] = if nan_slope || want_bitpix.is_some_and(|b| b != bitpix) {
         let mut o = bytes.to_vec();
-        let zero = if h.big_endian {
-            0f32.to_be_bytes()
-        } else {
-            0f32.to_le_bytes()
+        let enc16 = |v: i16| {
+            if h.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
         };
-        o[112..116].copy_from_slice(&zero);
+        let enc32 = |v: f32| {
+            if h.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        if nan_slope {
+            o[112..116].copy_from_slice(&enc32(0.0));
+        }
+        if let Some(b) = want_bitpix {
+            o[72..74].copy_from_slice(&enc16(b));
+        }
         patched = o;
         &patched
     } else {
         bytes
     };
-    let obj = nifti::InMemNiftiObject::from_reader(std::io::Cursor::new(src))
-        .map_err(|e| Error::nifti(path, e.to_string()))?;
-    let vol = obj.into_volume();
-    let n: usize = vol.dim().iter().map(|&d| d as usize).product();
-    let arr = nifti::IntoNdArray::into_ndarray::<f32>(vol)
-        .map_err(|e| Error::nifti(path, e.to_string()))?;
+    // Any other panic inside the nifti crate on a corrupt file becomes this file's error.
+    let decoded = std::panic::catch_unwind(|| -> Result<_> {
+        let obj = nifti::InMemNiftiObject::from_reader(std::io::Cursor::new(src))
+            .map_err(|e| Error::nifti(path, e.to_string()))?;
+        let vol = obj.into_volume();
+        let n: usize = vol.dim().iter().map(|&d| d as usize).product();
+        let arr = nifti::IntoNdArray::into_ndarray::<f32>(vol)
+            .map_err(|e| Error::nifti(path, e.to_string()))?;
+        Ok((n, arr))
+    })
+    .map_err(|_| Error::nifti(path, "the NIfTI decoder failed on corrupt data"))?;
+    let (n, arr) = decoded?;
     if arr.len() != n {
         return Err(Error::nifti(
             path,

@@ -153,6 +153,17 @@ fn nifti_gzip_that_is_not_gzip() {
 }
 
 #[test]
+fn nifti_bitpix_that_disagrees_with_the_datatype_is_read_by_the_datatype_as_nibabel_does() {
+    // Found by the fuzzer: the nifti crate sized the voxel data by bitpix and panicked.
+    let good = nifti();
+    let mut b = good.clone();
+    set_i16(&mut b, 72, 0);
+    let a = read_nifti_bytes(&good, Path::new("a.nii")).unwrap();
+    let z = read_nifti_bytes(&b, Path::new("z.nii")).unwrap();
+    assert_eq!(a.data(), z.data());
+}
+
+#[test]
 fn nifti_missing_file() {
     fails(
         read_nifti("/no/such/dir/ct.nii.gz"),
@@ -296,6 +307,23 @@ fn dicom_element_length_past_the_end_of_the_file_is_refused_before_allocating() 
     let p = write(dir.path(), "long.dcm", &b);
     fails(read_dicom_file(&p), &["long.dcm"]);
     fails(med_io::read_cxr_dicom(&p), &["long.dcm"]);
+}
+
+/// Inputs the fuzzer (fuzz/, docs/fuzzing.md) found, each once an allocation of gigabytes.
+#[test]
+fn dicom_fuzz_findings_are_refused_before_allocating() {
+    for (name, element) in [
+        // the meta group's length puts the data set where zeros and an unknown VR (read as UN,
+        // 32-bit length) claim 1.4 GB
+        ("meta_group_length_then_un_4gb.dcm", "declares"),
+        // an OB of 3.7 GB inside a deflated data set
+        ("deflated_ob_3gb.dcm", "deflated"),
+    ] {
+        let p = dicom(&format!("fuzz/{name}"));
+        fails(read_dicom_file(&p), &[name, element]);
+        fails(med_io::read_cxr_dicom(&p), &[name]);
+        fails(med_io::read_dicom_header(&p), &[name]);
+    }
 }
 
 #[test]
