@@ -2,11 +2,12 @@
 //!
 //! dicom-rs 0.10 reserves and zero-fills a value's declared length before reading it, so a 40 kB
 //! file whose PixelData claims 4 GB costs 4 GB of memory and seconds of page faults before the read
-//! fails (dicom-rs issues #543, #547). This walk reads only element headers: every definite length
-//! must fit in what is left of the file (or of the enclosing item or sequence), and nesting is
-//! bounded. It understands the three uncompressed encodings; where it cannot follow the bytes (a
-//! deflated data set, an element it cannot frame) it stops and leaves the rest to dicom-rs, whose
-//! reads are then bounded by the file's size anyway.
+//! fails (dicom-rs issues #543, #547). This pass reads only element headers: the file meta group
+//! as dicom-rs reads it (its group length first), then the data set with dicom-rs's own lazy
+//! reader, which skips values without allocating them, so the framing is the one the full read
+//! uses. Every definite value length must fit in what is left of the file (of the inflated data
+//! set, for a deflated one) and sequences nest at most [`MAX_DEPTH`] deep. Where the bytes cannot
+//! be framed the pass stops and leaves the error to dicom-rs: the values it read up to there fit.
 
 use std::path::Path;
 
@@ -16,15 +17,6 @@ use crate::error::{Error, Result};
 const MAX_DEPTH: usize = 32;
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 const ITEM: (u16, u16) = (0xFFFE, 0xE000);
-const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
-const SEQUENCE_END: (u16, u16) = (0xFFFE, 0xE0DD);
-
-#[derive(Clone, Copy, PartialEq)]
-enum Encoding {
-    ExplicitLe,
-    ImplicitLe,
-    ExplicitBe,
-}
 
 /// Why the walk ended early without finding a fault.
 enum Stop {
@@ -52,20 +44,14 @@ impl Cursor<'_> {
         Ok(s)
     }
 
-    fn u16(&mut self, enc: Encoding) -> Walk<u16> {
+    fn u16(&mut self) -> Walk<u16> {
         let b = self.take(2)?;
-        Ok(match enc {
-            Encoding::ExplicitBe => u16::from_be_bytes([b[0], b[1]]),
-            _ => u16::from_le_bytes([b[0], b[1]]),
-        })
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
 
-    fn u32(&mut self, enc: Encoding) -> Walk<u32> {
+    fn u32(&mut self) -> Walk<u32> {
         let b = self.take(4)?;
-        Ok(match enc {
-            Encoding::ExplicitBe => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            _ => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        })
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
     /// Where a value of declared length `len` starting here ends; a fault if past the file's end.
@@ -125,154 +111,16 @@ fn short_vr(vr: &[u8]) -> bool {
     )
 }
 
-/// Whether dicom-rs reads these two bytes as UN: UN itself or no known VR.
-fn read_as_un(vr: &[u8]) -> bool {
-    !matches!(
-        vr,
-        b"AE"
-            | b"AS"
-            | b"AT"
-            | b"CS"
-            | b"DA"
-            | b"DS"
-            | b"DT"
-            | b"FD"
-            | b"FL"
-            | b"IS"
-            | b"LO"
-            | b"LT"
-            | b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"PN"
-            | b"SH"
-            | b"SL"
-            | b"SQ"
-            | b"SS"
-            | b"ST"
-            | b"SV"
-            | b"TM"
-            | b"UC"
-            | b"UI"
-            | b"UL"
-            | b"UR"
-            | b"US"
-            | b"UT"
-            | b"UV"
-    )
-}
-
 /// An explicit-VR element header after its tag: the VR and the declared length.
-fn explicit_header(c: &mut Cursor, enc: Encoding) -> Walk<([u8; 2], u32)> {
+fn explicit_header(c: &mut Cursor) -> Walk<([u8; 2], u32)> {
     let b = c.take(2)?;
     let vr = [b[0], b[1]];
     if short_vr(&vr) {
-        Ok((vr, u32::from(c.u16(enc)?)))
+        Ok((vr, u32::from(c.u16()?)))
     } else {
         c.take(2)?;
-        Ok((vr, c.u32(enc)?))
+        Ok((vr, c.u32()?))
     }
-}
-
-/// What a walk goes through.
-#[derive(Clone, Copy, PartialEq)]
-enum Level {
-    /// Data elements, up to a definite end or an item's delimiter.
-    Elements,
-    /// The items of a sequence of undefined length, up to its delimiter.
-    Items,
-    /// The fragments of encapsulated pixel data: raw bytes, never entered.
-    Fragments,
-}
-
-/// Walks from the cursor up to `end` (a definite length's end, or the file's) or the level's
-/// delimiter.
-fn walk(c: &mut Cursor, enc: Encoding, end: u64, level: Level, depth: usize) -> Walk<()> {
-    if depth > MAX_DEPTH {
-        return Err(Stop::Fault(format!(
-            "sequences nested more than {MAX_DEPTH} deep at offset {}",
-            c.pos
-        )));
-    }
-    while (c.pos as u64) < end {
-        let tag = (c.u16(enc)?, c.u16(enc)?);
-        if tag.0 == 0xFFFE {
-            // Item and delimiter headers: a tag and a 32-bit length, in every encoding.
-            let len = c.u32(enc)?;
-            match (tag, level) {
-                (ITEM_END, Level::Elements) | (SEQUENCE_END, Level::Items | Level::Fragments) => {
-                    return Ok(())
-                }
-                (ITEM, Level::Items) if len == UNDEFINED => {
-                    walk(c, enc, c.file_len, Level::Elements, depth + 1)?
-                }
-                (ITEM, Level::Items) => {
-                    let item_end = c.end_of(len, tag)?;
-                    walk(c, enc, item_end, Level::Elements, depth + 1)?;
-                    c.seek(item_end)?;
-                }
-                (ITEM, Level::Fragments) if len != UNDEFINED => {
-                    let fragment_end = c.end_of(len, tag)?;
-                    c.seek(fragment_end)?;
-                }
-                _ => return Err(Stop::Unknown),
-            }
-            continue;
-        }
-        if level != Level::Elements {
-            return Err(Stop::Unknown);
-        }
-        let (vr, len) = match enc {
-            Encoding::ImplicitLe => (None, c.u32(enc)?),
-            _ => {
-                let (vr, len) = explicit_header(c, enc)?;
-                (Some(vr), len)
-            }
-        };
-        if len == UNDEFINED {
-            if tag == (0x7FE0, 0x0010) {
-                walk(c, enc, c.file_len, Level::Fragments, depth + 1)?;
-            } else {
-                // A sequence, or UN of undefined length, which holds implicit VR little endian
-                // (PS3.5 6.2.2).
-                let inner = if vr.is_some_and(|v| read_as_un(&v)) {
-                    Encoding::ImplicitLe
-                } else {
-                    enc
-                };
-                walk(c, inner, c.file_len, Level::Items, depth + 1)?;
-            }
-            continue;
-        }
-        let value_end = c.end_of(len, tag)?;
-        if vr == Some(*b"SQ") {
-            walk_definite_sequence(c, enc, value_end, depth + 1)?;
-        }
-        c.seek(value_end)?;
-    }
-    Ok(())
-}
-
-/// The items of a sequence of definite length, up to `end`.
-fn walk_definite_sequence(c: &mut Cursor, enc: Encoding, end: u64, depth: usize) -> Walk<()> {
-    while (c.pos as u64) < end {
-        let tag = (c.u16(enc)?, c.u16(enc)?);
-        let len = c.u32(enc)?;
-        if tag != ITEM {
-            return Err(Stop::Unknown);
-        }
-        if len == UNDEFINED {
-            walk(c, enc, c.file_len, Level::Elements, depth + 1)?;
-        } else {
-            let item_end = c.end_of(len, tag)?;
-            walk(c, enc, item_end, Level::Elements, depth + 1)?;
-            c.seek(item_end)?;
-        }
-    }
-    Ok(())
 }
 
 /// What a raw deflate stream inflates to, up to its end or its first corrupt byte. Deflate expands
@@ -307,19 +155,19 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
     // then elements (of any group) until that many bytes are consumed.
     let mut syntax = String::new();
     let meta = (|| -> Walk<()> {
-        let tag = (c.u16(Encoding::ExplicitLe)?, c.u16(Encoding::ExplicitLe)?);
-        let (_, len) = explicit_header(&mut c, Encoding::ExplicitLe)?;
+        let tag = (c.u16()?, c.u16()?);
+        let (_, len) = explicit_header(&mut c)?;
         if tag != (0x0002, 0x0000) || len != 4 {
             return Err(Stop::Unknown);
         }
-        let group_length = u64::from(c.u32(Encoding::ExplicitLe)?);
+        let group_length = u64::from(c.u32()?);
         let start = c.pos as u64;
         while (c.pos as u64) - start < group_length {
-            let tag = (c.u16(Encoding::ExplicitLe)?, c.u16(Encoding::ExplicitLe)?);
+            let tag = (c.u16()?, c.u16()?);
             let len = if tag.0 == 0xFFFE {
-                c.u32(Encoding::ExplicitLe)?
+                c.u32()?
             } else {
-                explicit_header(&mut c, Encoding::ExplicitLe)?.1
+                explicit_header(&mut c)?.1
             };
             if len == UNDEFINED {
                 return Err(Stop::Unknown);
@@ -340,30 +188,72 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
         Err(Stop::Unknown) => return Ok(()),
         Err(Stop::Fault(m)) => return Err(fault(m)),
     }
-    let enc = match syntax.as_str() {
-        "1.2.840.10008.1.2" => Encoding::ImplicitLe,
-        "1.2.840.10008.1.2.2" => Encoding::ExplicitBe,
-        // Deflated: the walk runs over the inflated data set, whose lengths bound what dicom-rs
-        // can read from it.
-        "1.2.840.10008.1.2.1.99" => {
-            let inflated = inflate(&buf[c.pos..]);
-            let mut d = Cursor {
-                buf: &inflated,
-                file_len: inflated.len() as u64,
-                pos: 0,
-            };
-            let end = d.file_len;
-            return match walk(&mut d, Encoding::ExplicitLe, end, Level::Elements, 0) {
-                Ok(()) | Err(Stop::Unknown) => Ok(()),
-                Err(Stop::Fault(m)) => Err(fault(format!("in the deflated data set, {m}"))),
-            };
-        }
-        _ => Encoding::ExplicitLe,
+    // The data set: framed by dicom-rs's own lazy reader, which reads headers and skips values
+    // without allocating them, so the framing is exactly the one the full read will use.
+    let deflated = syntax == "1.2.840.10008.1.2.1.99";
+    let inflated;
+    let (source, total, syntax) = if deflated {
+        inflated = inflate(&buf[c.pos..]);
+        (&inflated[..], inflated.len() as u64, "1.2.840.10008.1.2.1")
+    } else {
+        (&buf[c.pos..], file_len - c.pos as u64, syntax.as_str())
     };
-    match walk(&mut c, enc, file_len, Level::Elements, 0) {
+    match lazy_walk(source, total, syntax) {
         Ok(()) | Err(Stop::Unknown) => Ok(()),
+        Err(Stop::Fault(m)) if deflated => Err(fault(format!("in the deflated data set, {m}"))),
         Err(Stop::Fault(m)) => Err(fault(m)),
     }
+}
+
+/// Every value's declared length in `source` (a data set of `total` bytes, of which `source` may
+/// be a prefix) must fit in what is left of it; sequences may nest at most [`MAX_DEPTH`] deep.
+fn lazy_walk(source: &[u8], total: u64, syntax: &str) -> Walk<()> {
+    use dicom_parser::dataset::lazy_read::LazyDataSetReader;
+    use dicom_parser::dataset::LazyDataToken;
+    use dicom_parser::StatefulDecode;
+    use dicom_transfer_syntax_registry::TransferSyntaxIndex;
+    let registry = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+    let Some(ts) = registry.get(syntax) else {
+        return Err(Stop::Unknown);
+    };
+    let mut reader = LazyDataSetReader::new_with_ts(std::io::Cursor::new(source), ts)
+        .map_err(|_| Stop::Unknown)?;
+    let mut depth = 0usize;
+    while let Some(token) = reader.advance() {
+        let token = token.map_err(|_| Stop::Unknown)?;
+        let (len, tag, at) = match &token {
+            LazyDataToken::SequenceStart { .. } | LazyDataToken::PixelSequenceStart => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(Stop::Fault(format!(
+                        "sequences nested more than {MAX_DEPTH} deep"
+                    )));
+                }
+                continue;
+            }
+            LazyDataToken::SequenceEnd => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            LazyDataToken::LazyValue { header, decoder } => (
+                header.len.0,
+                (header.tag.0, header.tag.1),
+                decoder.position(),
+            ),
+            LazyDataToken::LazyItemValue { len, decoder } => (*len, ITEM, decoder.position()),
+            _ => continue,
+        };
+        if len != UNDEFINED && at.saturating_add(u64::from(len)) > total {
+            return Err(Stop::Fault(format!(
+                "element ({:04X},{:04X}) declares {len} bytes, but the data set has only {} more",
+                tag.0,
+                tag.1,
+                total.saturating_sub(at)
+            )));
+        }
+        token.skip().map_err(|_| Stop::Unknown)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

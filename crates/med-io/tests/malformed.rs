@@ -318,12 +318,24 @@ fn dicom_fuzz_findings_are_refused_before_allocating() {
         ("meta_group_length_then_un_4gb.dcm", "declares"),
         // an OB of 3.7 GB inside a deflated data set
         ("deflated_ob_3gb.dcm", "deflated"),
+        // a value of 1.3 GB inside an item of a sequence of undefined length
+        ("sequence_item_lo_1gb.dcm", "declares"),
     ] {
         let p = dicom(&format!("fuzz/{name}"));
+        assert!(p.exists(), "{}", p.display());
         fails(read_dicom_file(&p), &[name, element]);
         fails(med_io::read_cxr_dicom(&p), &[name]);
         fails(med_io::read_dicom_header(&p), &[name]);
     }
+}
+
+/// dicom-rs 0.10.1's RLE decoder panics (index out of bounds) on this corrupt stream; the panic
+/// must become the file's error.
+#[test]
+fn dicom_rle_stream_that_panics_the_decoder() {
+    let p = dicom("fuzz/rle_decoder_index_panic.dcm");
+    let e = fails(read_dicom_file(&p), &["rle_decoder_index_panic.dcm"]);
+    assert!(matches!(e, Error::Dicom { .. }), "{e:?}");
 }
 
 #[test]
