@@ -329,13 +329,18 @@ fn dicom_fuzz_findings_are_refused_before_allocating() {
     }
 }
 
-/// dicom-rs 0.10.1's RLE decoder panics (index out of bounds) on this corrupt stream; the panic
-/// must become the file's error.
+/// dicom-rs 0.10.1's RLE and JPEG 2000 adapters panic (index out of bounds) on these corrupt
+/// streams (found by the fuzzer); the panic must become the file's error.
 #[test]
-fn dicom_rle_stream_that_panics_the_decoder() {
-    let p = dicom("fuzz/rle_decoder_index_panic.dcm");
-    let e = fails(read_dicom_file(&p), &["rle_decoder_index_panic.dcm"]);
-    assert!(matches!(e, Error::Dicom { .. }), "{e:?}");
+fn dicom_streams_that_panic_dicom_rs_decoders() {
+    for name in [
+        "rle_decoder_index_panic.dcm",
+        "jpeg2k_adapter_range_panic.dcm",
+    ] {
+        let p = dicom(&format!("fuzz/{name}"));
+        let e = fails(read_dicom_file(&p), &[name]);
+        assert!(matches!(e, Error::Dicom { .. }), "{e:?}");
+    }
 }
 
 #[test]
