@@ -2,10 +2,10 @@
 //!
 //! dicom-rs 0.10 reserves and zero-fills a value's declared length before reading it, so a 40 kB
 //! file whose PixelData claims 4 GB costs 4 GB of memory and seconds of page faults before the read
-//! fails (dicom-rs issues #543, #547). This pass reads only element headers: the file meta group
-//! as dicom-rs reads it (its group length first), then the data set with dicom-rs's own lazy
-//! reader, which skips values without allocating them, so the framing is the one the full read
-//! uses. Every definite value length must fit in what is left of the file (of the inflated data
+//! fails (dicom-rs issues #543, #547). This pass reads the file meta group as dicom-rs reads it
+//! (its group length first), then the data set with dicom-rs's own data set reader, token by
+//! token, checking each header before the value it announces is read, so the framing is exactly
+//! the one the full read uses. Every definite value length must fit in what is left of the file (of the inflated data
 //! set, for a deflated one) and sequences nest at most [`MAX_DEPTH`] deep. Where the bytes cannot
 //! be framed the pass stops and leaves the error to dicom-rs: the values it read up to there fit.
 
@@ -188,8 +188,7 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
         Err(Stop::Unknown) => return Ok(()),
         Err(Stop::Fault(m)) => return Err(fault(m)),
     }
-    // The data set: framed by dicom-rs's own lazy reader, which reads headers and skips values
-    // without allocating them, so the framing is exactly the one the full read will use.
+    // The data set, framed by dicom-rs's own reader.
     let deflated = syntax == "1.2.840.10008.1.2.1.99";
     let inflated;
     let (source, total, syntax) = if deflated {
@@ -198,31 +197,49 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
     } else {
         (&buf[c.pos..], file_len - c.pos as u64, syntax.as_str())
     };
-    match lazy_walk(source, total, syntax) {
+    match token_walk(source, total, syntax) {
         Ok(()) | Err(Stop::Unknown) => Ok(()),
         Err(Stop::Fault(m)) if deflated => Err(fault(format!("in the deflated data set, {m}"))),
         Err(Stop::Fault(m)) => Err(fault(m)),
     }
 }
 
-/// Every value's declared length in `source` (a data set of `total` bytes, of which `source` may
-/// be a prefix) must fit in what is left of it; sequences may nest at most [`MAX_DEPTH`] deep.
-fn lazy_walk(source: &[u8], total: u64, syntax: &str) -> Walk<()> {
-    use dicom_parser::dataset::lazy_read::LazyDataSetReader;
-    use dicom_parser::dataset::LazyDataToken;
-    use dicom_parser::StatefulDecode;
+/// Counts the bytes the parser has consumed.
+struct Counting<'a> {
+    inner: &'a [u8],
+    pos: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl std::io::Read for Counting<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.pos.set(self.pos.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Every declared length in `source` (a data set of `total` bytes, of which `source` may be a
+/// prefix) must fit in what is left of it; sequences may nest at most [`MAX_DEPTH`] deep. The
+/// data set is read with dicom-rs's own reader, as `dicom-object` reads it, one token at a time:
+/// each header is checked before the value it announces is read.
+fn token_walk(source: &[u8], total: u64, syntax: &str) -> Walk<()> {
+    use dicom_parser::dataset::{DataSetReader, DataToken};
     use dicom_transfer_syntax_registry::TransferSyntaxIndex;
     let registry = dicom_transfer_syntax_registry::TransferSyntaxRegistry;
     let Some(ts) = registry.get(syntax) else {
         return Err(Stop::Unknown);
     };
-    let mut reader = LazyDataSetReader::new_with_ts(std::io::Cursor::new(source), ts)
+    let pos = std::rc::Rc::new(std::cell::Cell::new(0u64));
+    let counting = Counting {
+        inner: source,
+        pos: pos.clone(),
+    };
+    let reader = DataSetReader::new_with_ts_options(counting, ts, Default::default())
         .map_err(|_| Stop::Unknown)?;
     let mut depth = 0usize;
-    while let Some(token) = reader.advance() {
-        let token = token.map_err(|_| Stop::Unknown)?;
-        let (len, tag, at) = match &token {
-            LazyDataToken::SequenceStart { .. } | LazyDataToken::PixelSequenceStart => {
+    for token in reader {
+        let (len, tag) = match token.map_err(|_| Stop::Unknown)? {
+            DataToken::SequenceStart { .. } | DataToken::PixelSequenceStart => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Err(Stop::Fault(format!(
@@ -231,27 +248,24 @@ fn lazy_walk(source: &[u8], total: u64, syntax: &str) -> Walk<()> {
                 }
                 continue;
             }
-            LazyDataToken::SequenceEnd => {
+            DataToken::SequenceEnd => {
                 depth = depth.saturating_sub(1);
                 continue;
             }
-            LazyDataToken::LazyValue { header, decoder } => (
-                header.len.0,
-                (header.tag.0, header.tag.1),
-                decoder.position(),
-            ),
-            LazyDataToken::LazyItemValue { len, decoder } => (*len, ITEM, decoder.position()),
+            DataToken::ElementHeader(h) => (h.len.0, (h.tag.0, h.tag.1)),
+            DataToken::ItemStart { len } => (len.0, ITEM),
             _ => continue,
         };
+        let at = pos.get();
         if len != UNDEFINED && at.saturating_add(u64::from(len)) > total {
             return Err(Stop::Fault(format!(
-                "element ({:04X},{:04X}) declares {len} bytes, but the data set has only {} more",
+                "element ({:04X},{:04X}) declares {len} bytes at offset {at} of the data set, \
+                 which has only {} more",
                 tag.0,
                 tag.1,
                 total.saturating_sub(at)
             )));
         }
-        token.skip().map_err(|_| Stop::Unknown)?;
     }
     Ok(())
 }

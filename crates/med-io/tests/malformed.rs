@@ -320,6 +320,8 @@ fn dicom_fuzz_findings_are_refused_before_allocating() {
         ("deflated_ob_3gb.dcm", "deflated"),
         // a value of 1.3 GB inside an item of a sequence of undefined length
         ("sequence_item_lo_1gb.dcm", "declares"),
+        // a JPEG 2000 file that dicom-rs frames differently from its lazy reader (1.3 GB)
+        ("jpeg2k_meta_then_implicit_1gb.dcm", "declares"),
     ] {
         let p = dicom(&format!("fuzz/{name}"));
         assert!(p.exists(), "{}", p.display());
