@@ -273,6 +273,9 @@ pub fn decode_stored(obj: &DefaultDicomObject, h: &DicomHeader, path: &Path) -> 
             ));
         }
     }
+    if let dicom_core::value::Value::PixelSequence(seq) = pixel_data.value() {
+        check_encapsulated(seq.fragments(), (n * bits).div_ceil(8), h, path)?;
+    }
     // Fast path for the common CT case: native little-endian, 16 of 16 bits. The bytes are the
     // values; going through the generic converter costs more than the disk read.
     let native_le = matches!(
@@ -338,6 +341,55 @@ pub fn decode_stored(obj: &DefaultDicomObject, h: &DicomHeader, path: &Path) -> 
         ));
     }
     Ok(v)
+}
+
+/// RLE Lossless (PS3.5 annex G).
+const RLE_LOSSLESS: &str = "1.2.840.10008.1.2.5";
+
+/// Bounds what decoding encapsulated pixel data may allocate by the compressed bytes, before any
+/// decoder runs. PackBits (RLE) expands at most 64-fold (two bytes to 128); the other codecs are
+/// allowed 1024-fold, and any file 64 MiB. An RLE frame's header must name at most 15 segments
+/// (PS3.5 G.4): dicom-rs 0.10 allocates the count it reads before checking it.
+fn check_encapsulated<F: AsRef<[u8]>>(
+    fragments: &[F],
+    decoded: usize,
+    h: &DicomHeader,
+    path: &Path,
+) -> Result<()> {
+    let compressed: usize = fragments.iter().map(|f| f.as_ref().len()).sum();
+    let rle = h.transfer_syntax == RLE_LOSSLESS;
+    let ratio = if rle { 64 } else { 1024 };
+    let cap = compressed.saturating_mul(ratio).max(64 << 20);
+    if decoded > cap {
+        return Err(Error::dicom(
+            path,
+            format!(
+                "{}x{}x{} frames would decode to {decoded} bytes from {compressed} compressed bytes \
+                 (more than {ratio}:1)",
+                h.rows, h.columns, h.frames
+            ),
+        ));
+    }
+    if rle {
+        for (i, f) in fragments.iter().enumerate() {
+            let f = f.as_ref();
+            let segments = f
+                .get(..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            if f.len() < 64 || !segments.is_some_and(|s| s <= 15) {
+                return Err(Error::dicom(
+                    path,
+                    format!(
+                        "corrupt RLE frame {}: {} bytes, header names {} segments (at most 15)",
+                        i + 1,
+                        f.len(),
+                        segments.map_or("no".to_string(), |s| s.to_string())
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads one DICOM image file as a volume of stored values (one slice per frame).

@@ -329,6 +329,18 @@ fn dicom_fuzz_findings_are_refused_before_allocating() {
         fails(med_io::read_cxr_dicom(&p), &[name]);
         fails(med_io::read_dicom_header(&p), &[name]);
     }
+    // An RLE frame header naming more than 15 segments (dicom-rs allocated 5.5 GB for them): the
+    // header reads, the pixel data is refused before the decoder runs.
+    let p = dicom("fuzz/rle_header_segment_count_5gb.dcm");
+    med_io::read_dicom_header(&p).unwrap();
+    fails(
+        read_dicom_file(&p),
+        &["rle_header_segment_count_5gb.dcm", "RLE"],
+    );
+    fails(
+        med_io::read_cxr_dicom(&p),
+        &["rle_header_segment_count_5gb.dcm"],
+    );
 }
 
 /// dicom-rs 0.10.1's RLE and JPEG 2000 adapters panic (index out of bounds) on these corrupt
