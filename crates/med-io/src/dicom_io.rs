@@ -10,6 +10,7 @@ use std::io::Cursor;
 use std::path::Path;
 
 use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 
@@ -167,7 +168,9 @@ fn parse(bytes: &[u8], path: &Path, header_only: bool) -> Result<DefaultDicomObj
         ));
     };
     crate::dicom_lengths::check_declared_lengths(body, body.len() as u64, path)?;
-    let mut opts = OpenFileOptions::new();
+    // The preamble is gone: dicom-rs must not look for one, or a second `DICM` 128 bytes in would
+    // make it read other bytes than the ones checked.
+    let mut opts = OpenFileOptions::new().read_preamble(ReadPreamble::Never);
     if header_only {
         opts = opts.read_until(tags::PIXEL_DATA);
     }
@@ -196,16 +199,18 @@ pub fn read_dicom_header(path: impl AsRef<Path>) -> Result<DicomHeader> {
 /// Opens a DICOM file up to its pixel data, after checking that the declared lengths of its
 /// header fit in the file.
 pub(crate) fn open_dicom_header(path: &Path) -> Result<DefaultDicomObject> {
-    check_file_lengths(path)?;
+    let preamble = check_file_lengths(path)?;
     OpenFileOptions::new()
+        .read_preamble(preamble)
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
         .map_err(|e| Error::dicom(path, e.to_string()))
 }
 
 /// [`crate::dicom_lengths::check_declared_lengths`] on the first 64 KiB of a file on disk (the
-/// header of an image, nearly always), against the file's real size.
-fn check_file_lengths(path: &Path) -> Result<()> {
+/// header of an image, nearly always), against the file's real size. Returns whether the file has
+/// the 128-byte preamble, for dicom-rs to read the same bytes.
+fn check_file_lengths(path: &Path) -> Result<ReadPreamble> {
     use std::io::Read;
     const PREFIX: u64 = 64 << 10;
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -227,7 +232,12 @@ fn check_file_lengths(path: &Path) -> Result<()> {
     } else {
         0
     };
-    crate::dicom_lengths::check_declared_lengths(&head[skip..], len - skip as u64, path)
+    crate::dicom_lengths::check_declared_lengths(&head[skip..], len - skip as u64, path)?;
+    Ok(if skip == 128 {
+        ReadPreamble::Always
+    } else {
+        ReadPreamble::Never
+    })
 }
 
 /// Decodes all frames of a greyscale image object as stored values (no modality LUT), frame

@@ -322,6 +322,9 @@ fn dicom_fuzz_findings_are_refused_before_allocating() {
         ("sequence_item_lo_1gb.dcm", "declares"),
         // a JPEG 2000 file that dicom-rs frames differently from its lazy reader (1.3 GB)
         ("jpeg2k_meta_then_implicit_1gb.dcm", "declares"),
+        // a second `DICM` 128 bytes after the first: dicom-rs looked for a preamble again and
+        // read other bytes than the ones checked (a 1.4 GB value); now it reads the same bytes
+        ("second_dicm_marker_1gb.dcm", "second_dicm_marker_1gb.dcm"),
     ] {
         let p = dicom(&format!("fuzz/{name}"));
         assert!(p.exists(), "{}", p.display());
