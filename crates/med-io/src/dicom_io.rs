@@ -386,7 +386,7 @@ fn check_encapsulated<F: AsRef<[u8]>>(
             let segments = f
                 .get(..4)
                 .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-            if f.len() < 64 || !segments.is_some_and(|s| s <= 15) {
+            if f.len() < 64 || segments.is_none_or(|s| s > 15) {
                 return Err(Error::dicom(
                     path,
                     format!(
