@@ -642,11 +642,12 @@ mod tests {
 
     /// The training loss through the cached prefix and every weight's gradient equal those of
     /// running the whole `[prefix, cond, step]` sequence for every row.
-    #[test]
-    fn cached_prefix_gives_the_joined_loss_and_gradients() {
-        let dev = Device::Cpu;
+    /// A two-layer DALLE2-style network with `prefix` null tokens (embedding 4, condition 6).
+    fn tiny_net(prefix: usize, dropout: f64, seed: u64) -> (candle_nn::VarMap, PriorNetwork) {
         let config = PriorConfig {
-            prefix_tokens: 5,
+            prefix_tokens: prefix,
+            attn_dropout: dropout,
+            ff_dropout: dropout,
             time_embedding: TimeEmbedding::Learned { rows: 16 },
             embed_dim: 4,
             cond_dim: 6,
@@ -657,8 +658,15 @@ mod tests {
             ..PriorConfig::default()
         };
         let map = candle_nn::VarMap::new();
-        let vb = cmkd_train::seeded_var_builder(&map, 3, DType::F32, &dev);
+        let vb = cmkd_train::seeded_var_builder(&map, seed, DType::F32, &Device::Cpu);
         let net = PriorNetwork::new(&config, 16, vb).unwrap();
+        (map, net)
+    }
+
+    #[test]
+    fn cached_prefix_gives_the_joined_loss_and_gradients() {
+        let dev = Device::Cpu;
+        let (map, net) = tiny_net(5, 0.0, 3);
         let mut rng = cmkd_train::rng::stream(4, "grads");
         let x = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (6, 4), DType::F32, &dev).unwrap();
         let c = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (6, 6), DType::F32, &dev).unwrap();
@@ -717,22 +725,7 @@ mod tests {
     #[test]
     fn joined_and_cached_prefix_paths_agree() {
         let dev = Device::Cpu;
-        let config = PriorConfig {
-            prefix_tokens: 3,
-            attn_dropout: 0.1,
-            ff_dropout: 0.1,
-            time_embedding: TimeEmbedding::Learned { rows: 16 },
-            embed_dim: 4,
-            cond_dim: 6,
-            dim: 16,
-            depth: 2,
-            heads: 2,
-            dim_head: 8,
-            ..PriorConfig::default()
-        };
-        let map = candle_nn::VarMap::new();
-        let vb = cmkd_train::seeded_var_builder(&map, 1, DType::F32, &dev);
-        let net = PriorNetwork::new(&config, 16, vb).unwrap();
+        let (_map, net) = tiny_net(3, 0.1, 1);
         let mut rng = cmkd_train::rng::stream(2, "joined");
         let x = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (5, 4), DType::F32, &dev).unwrap();
         let c = cmkd_train::rng::randn(&mut rng, 0.0, 1.0, (5, 6), DType::F32, &dev).unwrap();
