@@ -5,8 +5,8 @@
 //! fails (dicom-rs issues #543, #547). This pass reads the file meta group as dicom-rs reads it
 //! (its group length first), then the data set with dicom-rs's own data set reader, token by
 //! token, checking each header before the value it announces is read, so the framing is exactly
-//! the one the full read uses. Every definite value length must fit in what is left of the file (of the inflated data
-//! set, for a deflated one) and sequences nest at most [`MAX_DEPTH`] deep. Where the bytes cannot
+//! the one the full read uses. Every definite value length must fit in what is left of the file
+//! (of the inflated data set, for a deflated one) and sequences nest at most [`MAX_DEPTH`] deep. Where the bytes cannot
 //! be framed the pass stops and leaves the error to dicom-rs: the values it read up to there fit.
 
 use std::path::Path;
@@ -111,15 +111,14 @@ fn short_vr(vr: &[u8]) -> bool {
     )
 }
 
-/// An explicit-VR element header after its tag: the VR and the declared length.
-fn explicit_header(c: &mut Cursor) -> Walk<([u8; 2], u32)> {
-    let b = c.take(2)?;
-    let vr = [b[0], b[1]];
-    if short_vr(&vr) {
-        Ok((vr, u32::from(c.u16()?)))
+/// The declared length of an explicit-VR element header, read after its tag.
+fn explicit_length(c: &mut Cursor) -> Walk<u32> {
+    let vr = c.take(2)?;
+    if short_vr(vr) {
+        Ok(u32::from(c.u16()?))
     } else {
         c.take(2)?;
-        Ok((vr, c.u32()?))
+        c.u32()
     }
 }
 
@@ -156,7 +155,7 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
     let mut syntax = String::new();
     let meta = (|| -> Walk<()> {
         let tag = (c.u16()?, c.u16()?);
-        let (_, len) = explicit_header(&mut c)?;
+        let len = explicit_length(&mut c)?;
         if tag != (0x0002, 0x0000) || len != 4 {
             return Err(Stop::Unknown);
         }
@@ -167,7 +166,7 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
             let len = if tag.0 == 0xFFFE {
                 c.u32()?
             } else {
-                explicit_header(&mut c)?.1
+                explicit_length(&mut c)?
             };
             if len == UNDEFINED {
                 return Err(Stop::Unknown);
