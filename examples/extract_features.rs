@@ -219,6 +219,9 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: fixes the thread count Candle would otherwise look up in
+    // /proc/cpuinfo at every matrix product, and lets malloc keep freed buffers (same results).
+    cmkd::cmkd_train::process::tune_cpu_process();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

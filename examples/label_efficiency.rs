@@ -61,6 +61,9 @@ fn labelled(v: &[String]) -> Result<Vec<Option<usize>>, String> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: fixes the thread count Candle would otherwise look up in
+    // /proc/cpuinfo at every matrix product, and lets malloc keep freed buffers (same results).
+    cmkd::cmkd_train::process::tune_cpu_process();
     let args = Args::parse();
     let mut config = if args.quick {
         PipelineConfig::quick()

@@ -244,6 +244,9 @@ fn run(
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: fixes the thread count Candle would otherwise look up in
+    // /proc/cpuinfo at every matrix product, and lets malloc keep freed buffers (same results).
+    cmkd::cmkd_train::process::tune_cpu_process();
     let args = Args::parse();
     let device = if args.cuda {
         match candle_core::Device::new_cuda(0) {
@@ -281,14 +284,17 @@ fn main() -> ExitCode {
         eprintln!("error: --features holds the features of one seed's cohort; use --seeds 1");
         return ExitCode::FAILURE;
     }
-    let result = run_seeds(&config(&args), &options, args.seeds, |c, o| {
-        run(
-            c,
-            cohort.as_ref(),
-            rspect.as_ref(),
-            args.features.as_deref(),
-            o,
-        )
+    // On rayon's pool: Candle's convolutions then split their batches by joins, not hand-offs.
+    let result = cmkd::cmkd_train::process::on_pool(|| {
+        run_seeds(&config(&args), &options, args.seeds, |c, o| {
+            run(
+                c,
+                cohort.as_ref(),
+                rspect.as_ref(),
+                args.features.as_deref(),
+                o,
+            )
+        })
     });
     match result {
         Ok(_) => {

@@ -40,6 +40,7 @@ pub mod init;
 pub mod kernel;
 pub mod norm;
 pub mod params;
+pub mod process;
 pub mod progress;
 pub mod rng;
 pub mod schedule;

@@ -8,6 +8,7 @@
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::channel::broadcast_channels;
 use crate::Result;
 
 /// Names of batch-norm buffers: statistics, not parameters, so never optimised.
@@ -47,10 +48,14 @@ impl BatchNorm2d {
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let c = self.weight.dim(0)?;
         let shape = (1, c, 1, 1);
+        // Every per-channel broadcast goes through `broadcast_channels`: the same values, with
+        // a gradient that sums each channel directly instead of through Candle's general
+        // reduction (see the `channel` module).
+        let full = x.shape();
         let (mean, var) = if train {
             let work = x.to_dtype(DType::F32)?;
             let mean = work.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
-            let centered = work.broadcast_sub(&mean)?;
+            let centered = work.sub(&broadcast_channels(&mean, full)?)?;
             let var = centered
                 .sqr()?
                 .mean_keepdim(0)?
@@ -69,8 +74,10 @@ impl BatchNorm2d {
             .weight
             .reshape(shape)?
             .broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        let y = x.broadcast_sub(&mean)?.broadcast_mul(&scale)?;
-        Ok(y.broadcast_add(&self.bias.reshape(shape)?)?)
+        let y = x
+            .sub(&broadcast_channels(&mean, full)?)?
+            .mul(&broadcast_channels(&scale, full)?)?;
+        Ok(y.add(&broadcast_channels(&self.bias, full)?)?)
     }
 
     fn update_running(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {

@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 
 pub mod batch_norm;
+mod channel;
 pub mod clip;
 pub mod dinov2;
 pub mod embeddings;

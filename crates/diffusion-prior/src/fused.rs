@@ -9,7 +9,7 @@
 //! anything else takes the composed ops.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor};
-use cmkd_train::kernel::f32_slice as slice;
+use cmkd_train::kernel::{f32_slice as slice, for_each_row};
 
 /// Whether `x` can take the fused CPU kernels.
 pub(crate) fn fusable(x: &Tensor) -> bool {
@@ -45,12 +45,13 @@ impl CustomOp2 for GainNorm {
         let g = slice(s2, l2, self.name())?;
         let d = g.len();
         let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        // Rows are independent: in parallel for the large batches of sampling.
+        for_each_row(x, d, &mut y, d, |xr, yr| {
             let (mean, denom) = row_stats(xr, self.eps);
             for ((yv, xv), gv) in yr.iter_mut().zip(xr).zip(g) {
                 *yv = (xv - mean) / denom * gv;
             }
-        }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -148,12 +149,12 @@ impl CustomOp1 for SwiGluGate {
         let (rows, two_i) = l.shape().dims2()?;
         let inner = two_i / 2;
         let mut y = vec![0f32; rows * inner];
-        for (hr, yr) in h.chunks_exact(two_i).zip(y.chunks_exact_mut(inner)) {
+        for_each_row(h, two_i, &mut y, inner, |hr, yr| {
             let (a, gate) = hr.split_at(inner);
             for ((yv, av), gv) in yr.iter_mut().zip(a).zip(gate) {
                 *yv = av * silu(*gv);
             }
-        }
+        });
         Ok((CpuStorage::F32(y), Shape::from((rows, inner))))
     }
 
