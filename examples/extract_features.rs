@@ -222,7 +222,9 @@ fn main() -> ExitCode {
     // Before any thread starts: fixes the thread count Candle would otherwise look up in
     // /proc/cpuinfo at every matrix product, and lets malloc keep freed buffers (same results).
     cmkd::cmkd_train::process::tune_cpu_process();
-    match run(Args::parse()) {
+    let args = Args::parse();
+    // On rayon's pool: Candle's convolutions then split their batches by joins, not hand-offs.
+    match cmkd::cmkd_train::process::on_pool(|| run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -105,7 +105,8 @@ fn main() -> ExitCode {
         expected_seconds(&config, &sweep) / 60.0
     );
     let start = std::time::Instant::now();
-    match run_sweep(&config, &sweep, &args.out, &device) {
+    // On rayon's pool: Candle's convolutions then split their batches by joins, not hand-offs.
+    match cmkd::cmkd_train::process::on_pool(|| run_sweep(&config, &sweep, &args.out, &device)) {
         Ok(_) => {
             let md = std::fs::read_to_string(args.out.join("sweep.md")).unwrap_or_default();
             println!("{md}");

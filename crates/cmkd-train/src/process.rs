@@ -1,20 +1,30 @@
 //! Process-wide CPU settings for a training or extraction run, set once at the start of `main`.
 //!
-//! Two defaults of the stack under Candle cost a CPU run a third of its time without doing any
+//! Three defaults of the stack under Candle cost a CPU run about half its time without doing any
 //! arithmetic (measured on `pe_cxr`, docs/benchmarks.md):
 //!
 //! - **Thread count lookups.** Candle 0.11 asks for its thread count at every matrix product, and
 //!   when `RAYON_NUM_THREADS` is unset it counts physical cores by reading and parsing
-//!   `/proc/cpuinfo` each time. Fixing the variable to the count Candle would find makes the lookup
-//!   an environment read; the count, and so every result, stays the same.
+//!   `/proc/cpuinfo` each time. [`tune_cpu_process`] fixes the variable to the count Candle would
+//!   find, so the lookup is an environment read; the count, and so every result, stays the same.
 //! - **Freed memory handed back to the kernel.** glibc serves large blocks from fresh `mmap`s and
 //!   trims the heap top as soon as it is free; a training step frees and reallocates its
 //!   activation and gradient buffers, so each step's buffers were new pages the kernel had to fault
-//!   in and zero (47.8 million page faults, 217 s of system time in a 521 s run). Telling malloc to
-//!   keep freed memory makes those buffers come back from the heap, as PyTorch's caching allocator
-//!   does on its side.
+//!   in and zero (47.8 million page faults, 217 s of system time in a 521 s run).
+//!   [`tune_cpu_process`] tells malloc to keep freed memory in one heap, so those buffers come back
+//!   from it, as PyTorch's caching allocator does on its side.
+//! - **Thread hand-offs.** Candle's convolutions split their batch with rayon; from a thread
+//!   outside rayon's pool each split wakes a worker and sleeps until it is done. [`on_pool`] runs a
+//!   program on a pool worker, where the split is a join.
 //!
-//! Neither changes a number: a run's outputs are bit-identical with and without them.
+//! None changes a number: a run's outputs are bit-identical with and without them.
+//!
+//! ```
+//! let tuning = cmkd_train::process::tune_cpu_process();
+//! let sum = cmkd_train::process::on_pool(|| (1..=10).sum::<u32>());
+//! assert_eq!(sum, 55);
+//! assert!(tuning.rayon_threads >= 1);
+//! ```
 
 /// What [`tune_cpu_process`] set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
