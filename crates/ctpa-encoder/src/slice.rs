@@ -32,6 +32,8 @@ pub struct SliceCnn {
     map: VarMap,
     net: ResNet,
     frozen: bool,
+    dtype: DType,
+    device: Device,
 }
 
 impl SliceCnn {
@@ -57,7 +59,13 @@ impl SliceCnn {
         let map = VarMap::new();
         let vb = cmkd_train::seeded_var_builder(&map, seed, dtype, device);
         let net = ResNet::new(config, vb)?;
-        Ok(Self { map, net, frozen })
+        Ok(Self {
+            map,
+            net,
+            frozen,
+            dtype,
+            device: device.clone(),
+        })
     }
 
     /// The variables (to load pretrained weights into, or to save).
@@ -91,8 +99,14 @@ impl SliceEncoder for SliceCnn {
     }
 
     fn encode(&self, slices: &Tensor, train: bool) -> Result<Tensor> {
-        let f = self.net.forward(slices, train && !self.frozen)?;
-        Ok(if self.frozen { f.detach() } else { f })
+        if self.frozen {
+            // Built on detached views of the variables: the same function, no graph recorded,
+            // each activation freed once the next layer has read it; the output is a constant.
+            let vb = cmkd_train::params::frozen_builder(&self.map, self.dtype, &self.device);
+            let net = ResNet::new(*self.net.config(), vb)?;
+            return Ok(net.forward(slices, false)?.detach());
+        }
+        Ok(self.net.forward(slices, train)?)
     }
 
     fn trainable_vars(&self) -> Vec<(String, Var)> {

@@ -367,3 +367,33 @@ fn typed_errors_and_round_trips() {
     assert_eq!(rows[0].0, "a");
     assert_eq!(rows[0].1.len(), 8);
 }
+
+#[test]
+fn a_frozen_slice_cnn_encodes_the_same_without_a_graph() {
+    use ctpa_encoder::SliceEncoder;
+    let live = CtpaEncoder::new(tiny(), 8, DType::F32, &Device::Cpu).unwrap();
+    let mut cfg = tiny();
+    cfg.freeze_slice = true;
+    let frozen = CtpaEncoder::new(cfg, 8, DType::F32, &Device::Cpu).unwrap();
+    let slices = Tensor::randn(0f32, 1.0, (6, 1, 16, 16), &Device::Cpu).unwrap();
+    let a = live.slice_encoder().encode(&slices, false).unwrap();
+    let b = frozen.slice_encoder().encode(&slices, true).unwrap();
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    };
+    assert_eq!(bits(&a), bits(&b));
+    // A constant: no gradient reaches the input through it either.
+    let input = candle_core::Var::from_tensor(&slices).unwrap();
+    let out = frozen
+        .slice_encoder()
+        .encode(input.as_tensor(), false)
+        .unwrap();
+    let grads = out.sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(input.as_tensor()).is_none());
+}

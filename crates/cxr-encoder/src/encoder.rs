@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Module, Tensor, Var};
-use candle_nn::{Linear, VarMap};
+use candle_nn::{Linear, VarBuilder, VarMap};
 use med_io::Image2d;
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +171,26 @@ enum Backbone {
     Clip(ClipVision),
 }
 
+impl Backbone {
+    /// The backbone of `config` under [`BACKBONE_PREFIX`] of the encoder's builder `vb`.
+    fn new(config: &BackboneConfig, vb: &VarBuilder) -> Result<Self> {
+        let vb = vb.pp(BACKBONE_PREFIX.trim_end_matches('.'));
+        Ok(match *config {
+            BackboneConfig::ResNet(c) => Backbone::ResNet(ResNet::new(c, vb)?),
+            BackboneConfig::Dinov2(c) => Backbone::Dinov2(Dinov2::new(c, vb)?),
+            BackboneConfig::Clip(c) => Backbone::Clip(ClipVision::new(c, vb)?),
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train_batch_norm: bool) -> Result<Tensor> {
+        Ok(match self {
+            Backbone::ResNet(m) => m.forward(x, train_batch_norm)?,
+            Backbone::Dinov2(m) => m.forward(x)?,
+            Backbone::Clip(m) => m.forward(x)?,
+        })
+    }
+}
+
 /// An X-ray encoder: backbone features, a linear projection to the embedding and a linear PE head
 /// (one logit). Owns its variables.
 pub struct CxrEncoder {
@@ -191,12 +211,7 @@ impl CxrEncoder {
         config.validate()?;
         let map = VarMap::new();
         let vb = cmkd_train::seeded_var_builder(&map, seed, dtype, device);
-        let bvb = vb.pp(BACKBONE_PREFIX.trim_end_matches('.'));
-        let backbone = match config.backbone {
-            BackboneConfig::ResNet(c) => Backbone::ResNet(ResNet::new(c, bvb)?),
-            BackboneConfig::Dinov2(c) => Backbone::Dinov2(Dinov2::new(c, bvb)?),
-            BackboneConfig::Clip(c) => Backbone::Clip(ClipVision::new(c, bvb)?),
-        };
+        let backbone = Backbone::new(&config.backbone, &vb)?;
         let proj = candle_nn::linear(
             config.backbone.feature_dim(),
             config.embed_dim,
@@ -281,16 +296,17 @@ impl CxrEncoder {
             .to_dtype(self.dtype)?
             .broadcast_sub(&self.mean)?
             .broadcast_div(&self.std)?;
-        let frozen = self.config.freeze_backbone;
-        let f = match &self.backbone {
-            Backbone::ResNet(m) => {
-                m.forward(&x, train && !frozen && self.config.train_batch_norm)?
-            }
-            Backbone::Dinov2(m) => m.forward(&x)?,
-            Backbone::Clip(m) => m.forward(&x)?,
-        };
-        // A frozen backbone is a constant: no gradient reaches (or is computed for) its variables.
-        Ok(if frozen { f.detach() } else { f })
+        if self.config.freeze_backbone {
+            // A frozen backbone is a constant: built on detached views of its variables (same
+            // weights, same function), its forward records no graph and frees each activation
+            // as soon as the next layer has read it.
+            let vb = cmkd_train::params::frozen_builder(&self.map, self.dtype, &self.device);
+            let f = Backbone::new(&self.config.backbone, &vb)?.forward(&x, false)?;
+            // Nor does a gradient reach the pixels through it.
+            return Ok(f.detach());
+        }
+        self.backbone
+            .forward(&x, train && self.config.train_batch_norm)
     }
 
     /// Embedding `(batch, embed_dim)` and PE logit `(batch,)` of pixel values in `[0, 1]`,
