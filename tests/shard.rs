@@ -14,13 +14,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 fn bits(t: &Tensor) -> Vec<u32> {
-    t.flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f32::to_bits)
-        .collect()
+    cmkd::cmkd_train::compare::f32_bits(t).unwrap()
 }
 
 fn assert_same(a: &FeatureSet, b: &FeatureSet) {

@@ -19,6 +19,23 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
     Ok(d.flatten_all()?.max(0)?.to_scalar::<f32>()?)
 }
 
+/// The bit patterns of an f32 tensor's elements in row-major order: `assert_eq!` on two of them
+/// checks that two computations agree bit for bit (NaNs included), which a tolerance cannot.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// let a = Tensor::new(&[0.1f32, 0.2], &Device::Cpu)?;
+/// assert_eq!(cmkd_train::compare::f32_bits(&a)?, vec![0.1f32.to_bits(), 0.2f32.to_bits()]);
+/// # Ok::<(), cmkd_train::Error>(())
+/// ```
+pub fn f32_bits(t: &Tensor) -> Result<Vec<u32>> {
+    Ok(t.flatten_all()?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(f32::to_bits)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -378,15 +378,7 @@ fn a_frozen_slice_cnn_encodes_the_same_without_a_graph() {
     let slices = Tensor::randn(0f32, 1.0, (6, 1, 16, 16), &Device::Cpu).unwrap();
     let a = live.slice_encoder().encode(&slices, false).unwrap();
     let b = frozen.slice_encoder().encode(&slices, true).unwrap();
-    let bits = |t: &Tensor| -> Vec<u32> {
-        t.flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f32::to_bits)
-            .collect()
-    };
+    let bits = |t: &Tensor| cmkd_train::compare::f32_bits(t).unwrap();
     assert_eq!(bits(&a), bits(&b));
     // A constant: no gradient reaches the input through it either.
     let input = candle_core::Var::from_tensor(&slices).unwrap();

@@ -144,13 +144,7 @@ mod tests {
     use candle_core::{Device, Var};
 
     fn bits(t: &Tensor) -> Vec<u32> {
-        t.flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-            .iter()
-            .map(|x| x.to_bits())
-            .collect()
+        cmkd_train::compare::f32_bits(t).unwrap()
     }
 
     #[test]

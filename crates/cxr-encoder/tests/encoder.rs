@@ -275,15 +275,7 @@ fn a_frozen_backbone_computes_the_same_features_without_a_graph() {
         let mut frozen = CxrEncoder::new(frozen_cfg, 5, DType::F32, &Device::Cpu).unwrap();
         let a = live.features(&x, false).unwrap();
         let b = frozen.features(&x, false).unwrap();
-        let bits = |t: &Tensor| {
-            t.flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-                .into_iter()
-                .map(f32::to_bits)
-                .collect::<Vec<_>>()
-        };
+        let bits = |t: &Tensor| cmkd_train::compare::f32_bits(t).unwrap();
         assert_eq!(bits(&a), bits(&b), "{:?}", frozen.config().backbone);
         // Weights loaded in place after freezing are seen by the frozen forward.
         for (_, v) in frozen.var_map().data().lock().unwrap().iter() {
