@@ -82,8 +82,8 @@ pub fn tune_cpu_process() -> ProcessTuning {
 /// Candle's convolutions split their batch with rayon. Called from a thread outside the pool,
 /// each split hands the work to a sleeping worker and puts the caller to sleep until it is done
 /// (two futex wake-ups per convolution); called from a worker, it is a join the caller takes part
-/// in. A small CNN's training step is made of such short calls (`pe_cxr`'s X-ray pretraining took
-/// 33 s from the main thread, 19 s on the pool). Results are the same bit for bit.
+/// in. A small CNN's training step is made of such short calls (docs/benchmarks.md). Results are
+/// the same bit for bit.
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
 }

@@ -640,8 +640,6 @@ mod tests {
         net.head(&h)
     }
 
-    /// The training loss through the cached prefix and every weight's gradient equal those of
-    /// running the whole `[prefix, cond, step]` sequence for every row.
     /// A two-layer DALLE2-style network with `prefix` null tokens (embedding 4, condition 6).
     fn tiny_net(prefix: usize, dropout: f64, seed: u64) -> (candle_nn::VarMap, PriorNetwork) {
         let config = PriorConfig {
@@ -663,6 +661,8 @@ mod tests {
         (map, net)
     }
 
+    /// The training loss through the cached prefix and every weight's gradient equal those of
+    /// running the whole `[prefix, cond, step]` sequence for every row.
     #[test]
     fn cached_prefix_gives_the_joined_loss_and_gradients() {
         let dev = Device::Cpu;

@@ -156,8 +156,13 @@ pub(crate) fn normal(row: [f64; 3], col: [f64; 3]) -> [f64; 3] {
     ]
 }
 
+/// Whether `bytes` start with the 128-byte preamble and the `DICM` marker after it.
+pub(crate) fn has_preamble(bytes: &[u8]) -> bool {
+    bytes.get(128..132) == Some(b"DICM".as_slice())
+}
+
 fn parse(bytes: &[u8], path: &Path, header_only: bool) -> Result<DefaultDicomObject> {
-    let body = if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+    let body = if has_preamble(bytes) {
         &bytes[128..]
     } else if bytes.len() >= 4 && &bytes[..4] == b"DICM" {
         bytes
@@ -227,13 +232,10 @@ fn check_file_lengths(path: &Path) -> Result<ReadPreamble> {
     {
         head = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     }
-    let skip = if head.len() >= 132 && &head[128..132] == b"DICM" {
-        128
-    } else {
-        0
-    };
+    let preamble = has_preamble(&head);
+    let skip = if preamble { 128 } else { 0 };
     crate::dicom_lengths::check_declared_lengths(&head[skip..], len - skip as u64, path)?;
-    Ok(if skip == 128 {
+    Ok(if preamble {
         ReadPreamble::Always
     } else {
         ReadPreamble::Never

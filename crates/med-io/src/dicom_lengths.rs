@@ -188,7 +188,7 @@ pub(crate) fn check_declared_lengths(buf: &[u8], file_len: u64, path: &Path) -> 
         Err(Stop::Fault(m)) => return Err(fault(m)),
     }
     // The data set, framed by dicom-rs's own reader.
-    let deflated = syntax == "1.2.840.10008.1.2.1.99";
+    let deflated = syntax.as_bytes() == DEFLATED;
     let inflated;
     let (source, total, syntax) = if deflated {
         inflated = inflate(&buf[c.pos..]);

@@ -487,35 +487,29 @@ fn decode_nifti1(
     // Where the nifti crate reads a header differently from nibabel, the copy it gets is patched
     // to what nibabel reads: it multiplies by a NaN slope (nibabel ignores it), and it sizes the
     // voxel data by `bitpix` where nibabel uses `datatype` (a mismatch made it panic).
-    let bitpix = if h.big_endian {
-        i16::from_be_bytes([bytes[72], bytes[73]])
-    } else {
-        i16::from_le_bytes([bytes[72], bytes[73]])
-    };
+    let bitpix = Bytes {
+        b: bytes,
+        big: h.big_endian,
+    }
+    .i16(72);
     let want_bitpix = h.bytes_per_voxel().map(|b| 8 * b as i16);
     let nan_slope = h.scaling().is_none() && h.scl_slope != 0.0;
     let patched;
     let src: &[u8] = if nan_slope || want_bitpix.is_some_and(|b| b != bitpix) {
         let mut o = bytes.to_vec();
-        let enc16 = |v: i16| {
+        // Written in the file's byte order (the `Bytes` reader's convention: little-endian
+        // bytes, reversed for a big-endian file).
+        let mut put = |at: usize, mut le: Vec<u8>| {
             if h.big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
+                le.reverse();
             }
-        };
-        let enc32 = |v: f32| {
-            if h.big_endian {
-                v.to_be_bytes()
-            } else {
-                v.to_le_bytes()
-            }
+            o[at..at + le.len()].copy_from_slice(&le);
         };
         if nan_slope {
-            o[112..116].copy_from_slice(&enc32(0.0));
+            put(112, 0f32.to_le_bytes().to_vec());
         }
         if let Some(b) = want_bitpix {
-            o[72..74].copy_from_slice(&enc16(b));
+            put(72, b.to_le_bytes().to_vec());
         }
         patched = o;
         &patched

@@ -52,7 +52,7 @@ fn has_dicm_marker(path: &Path) -> bool {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut b))
         .is_ok()
-        && &b[128..132] == b"DICM"
+        && crate::dicom_io::has_preamble(&b)
 }
 
 /// Series of a folder → files with their headers.
